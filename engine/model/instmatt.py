@@ -28,6 +28,7 @@ class InstMatt(nn.Module):
         self.aspp = ASPP(widths, self.encoder.out_channels)
         self.decoder = TriMatteDecoder(widths, self.aspp.out_channels)
         self.refiner = MultiInstanceRefiner(self.decoder.feature_channels, widths(16))
+        self.chunk = DEFAULT_CHUNK
         self._initialise()
 
     @torch.no_grad()
@@ -52,8 +53,9 @@ class InstMatt(nn.Module):
         bottleneck, skips = self.encoder(torch.cat([image, trimask], dim=1))
         return self.decoder(self.aspp(bottleneck), skips)
 
-    def matting(self, image: torch.Tensor, trimask: torch.Tensor, chunk: int = DEFAULT_CHUNK) -> dict[str, torch.Tensor]:
-        """``forward`` over K people in chunks of ``chunk`` (K,3,H,W) -> dict of (K,.,H,W)."""
+    def matting(self, image: torch.Tensor, trimask: torch.Tensor, chunk: int | None = None) -> dict[str, torch.Tensor]:
+        """``forward`` over K people in chunks of ``chunk`` (default ``self.chunk``) -> dict of (K,.,H,W)."""
+        chunk = chunk or self.chunk
         if image.shape[0] != trimask.shape[0]:
             raise ValueError(f"image batch {image.shape[0]} != trimask batch {trimask.shape[0]}")
         if image.shape[-1] % 32 or image.shape[-2] % 32:

@@ -1,0 +1,152 @@
+"""engine.trimask, engine.progressive and engine.pipeline.matte."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from engine.model import load_model
+from engine.pipeline import BORDER, matte, prepare, working_size
+from engine.progressive import OS1_KERNEL, OS4_KERNEL, progressive_merge, uncertain_band
+from engine.trimask import build_trimasks
+from engine.windowed_refine import duplicate_people, select_windows
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return load_model(None, width=0.25)
+
+
+def scene(height=101, width=157, people=2, seed=0):
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    masks = np.zeros((people, height, width), np.float32)
+    for k in range(people):
+        y, x = rng.integers(0, height // 2), rng.integers(0, width // 2)
+        masks[k, y:y + height // 2, x:x + width // 3] = 1.0
+    return image, masks
+
+
+def test_trimask_matches_definition_and_keeps_negative_background():
+    masks = torch.zeros(3, 4, 4)
+    masks[0, :2] = 1.0
+    masks[1, 1:3] = 0.75
+    masks[2, 3, 3] = 0.5
+    tri = build_trimasks(masks)
+    assert tri.shape == (3, 3, 4, 4)
+    assert torch.equal(tri[:, 0], masks)
+    assert torch.allclose(tri[0, 1], masks[1] + masks[2])
+    assert torch.allclose(tri[2, 1], masks[0] + masks[1])
+    # row 1: masks 0 and 1 overlap -> 1 - 1.75 = -0.75, left unclipped on purpose
+    assert torch.allclose(tri[:, 2, 1, 0], torch.full((3,), -0.75))
+    assert torch.allclose(tri.sum(dim=1), torch.ones(3, 4, 4))  # T + R + B = 1 by construction
+
+
+def test_tensor_dilation_matches_opencv():
+    rng = np.random.default_rng(1)
+    trimatte = torch.from_numpy(rng.choice([0.0, 1.0, 0.5], size=(2, 3, 40, 50), p=[0.48, 0.48, 0.04])).float()
+    for kernel in (OS4_KERNEL, OS1_KERNEL):
+        band = uncertain_band(trimatte, kernel).numpy()[:, 0]
+        element = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kernel, kernel))
+        for k in range(2):
+            per_channel = [cv2.dilate(((c > 1 / 255) & (c < 254 / 255)).astype(np.uint8), element)
+                           for c in trimatte[k].numpy()]
+            expected = np.max(per_channel, axis=0).astype(bool)
+            assert np.array_equal(band[k], expected)
+
+
+def test_progressive_merge_takes_each_head_in_its_zone():
+    os8 = torch.zeros(1, 3, 64, 64)
+    os8[..., 30:34, 30:34] = 0.5  # one uncertain patch
+    outputs = {"alpha_os8": os8, "alpha_os4": torch.full_like(os8, 0.25), "alpha_os1": torch.full_like(os8, 0.75)}
+    merged, band = progressive_merge(outputs)
+    assert merged[0, 0, 0, 0] == 0  # far away: OS8
+    assert merged[0, 0, 32, 32] == 0.75  # centre: OS1
+    assert band[0, 0, 32, 32] and not band[0, 0, 0, 0]
+
+
+def test_shapes_ranges_and_odd_sizes(model):
+    for height, width in ((101, 157), (33, 47), (64, 64)):
+        image, masks = scene(height, width)
+        for refine in ("none", "dense", "windowed"):
+            alphas = matte(model, image, masks, refine=refine)
+            assert alphas.shape == (2, height, width) and alphas.dtype == np.float32
+            assert np.isfinite(alphas).all() and alphas.min() >= 0 and alphas.max() <= 1
+
+
+def test_zero_and_one_person(model):
+    image, masks = scene()
+    empty = matte(model, image, masks[:0])
+    assert empty.shape == (0, 101, 157) and empty.dtype == np.float32
+    single = matte(model, image, masks[:1])
+    assert single.shape == (1, 101, 157)
+
+
+def test_max_side_downscales_and_restores_size(model):
+    image, masks = scene(90, 200)
+    assert working_size(90, 200, 100) == (45, 100)
+    alphas = matte(model, image, masks, refine="none", max_side=100)
+    assert alphas.shape == (2, 90, 200)
+
+
+def test_padding_is_reflective_and_to_multiple_of_32():
+    image, masks = scene(101, 157)
+    image_t, masks_t, (h, w) = prepare(image, masks, max_side=1280)
+    assert (h, w) == (101, 157)
+    assert image_t.shape[-2:] == (101 + 27 + 64, 157 + 3 + 64)
+    assert image_t.shape[-2] % 32 == 0 and image_t.shape[-1] % 32 == 0
+    # reflect (no edge repeat): padded row BORDER - 1 equals image row 1
+    assert torch.allclose(masks_t[:, BORDER - 1, BORDER:BORDER + w], torch.from_numpy(masks[:, 1]))
+
+
+@pytest.mark.parametrize("bad, message", [
+    (lambda i, m: (i, m[:, :-1]), "mask size 157x100 does not match image size 157x101"),
+    (lambda i, m: (i, m * 2), r"masks must be in \[0, 1\]"),
+    (lambda i, m: (i.astype(np.float32), m), "uint8 RGB"),
+    (lambda i, m: (i[..., :2], m), "uint8 RGB"),
+    (lambda i, m: (i, m[0]), r"\(K, H, W\)"),
+])
+def test_bad_inputs_get_clear_errors(model, bad, message):
+    image, masks = scene()
+    image, masks = bad(image, masks)
+    with pytest.raises(ValueError, match=message):
+        matte(model, image, masks)
+
+
+def test_unknown_refine_mode(model):
+    image, masks = scene()
+    with pytest.raises(ValueError, match="refine must be one of"):
+        matte(model, image, masks, refine="cycle")
+
+
+def test_pipeline_is_permutation_equivariant(model):
+    image, masks = scene(people=3, seed=4)
+    order = [2, 0, 1]
+    for refine in ("dense", "windowed"):
+        straight = matte(model, image, masks, refine=refine)
+        shuffled = matte(model, image, masks[order], refine=refine)
+        assert np.allclose(straight[order], shuffled, atol=1e-5)
+
+
+def test_duplicates_are_left_out_of_refinement():
+    target = torch.zeros(3, 1, 20, 20)
+    target[0, 0, :10] = 1
+    target[1, 0, :10] = 1  # a second detection of person 0
+    target[2, 0, 12:] = 1
+    bad = duplicate_people(target)
+    assert bad.tolist().count(True) == 1 and not bad[2]
+
+
+def test_windows_cover_the_disagreement():
+    trimatte = torch.zeros(2, 3, 200, 300)
+    trimatte[:, 2] = 1.0
+    trimatte[0, 0, 100:110, 200:210] = 0.6  # T + B exceeds 1 here
+    windows = select_windows(trimatte, 64)
+    assert len(windows) >= 1
+    x1, y1, x2, y2 = windows[0]
+    assert x2 - x1 == 64 and y2 - y1 == 64
+    assert x1 <= 200 and x2 >= 210 and y1 <= 100 and y2 >= 110
+    assert (windows[:, [0, 1]] >= 0).all() and (windows[:, 2] <= 300).all() and (windows[:, 3] <= 200).all()
