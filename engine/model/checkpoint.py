@@ -93,7 +93,7 @@ def build_model(path: str | Path | None = None, width: float = 1.0) -> InstMatt:
     if path is None:
         return InstMatt(width)
     state_dict, width = read_checkpoint(path)
-    model = InstMatt(width)
+    model = InstMatt(width, initialise=False)
     _check_keys(path, model, state_dict)
     model.load_state_dict({key: value.float() if value.is_floating_point() else value
                            for key, value in state_dict.items()}, strict=True)

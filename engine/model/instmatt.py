@@ -20,7 +20,7 @@ DEFAULT_CHUNK = 4
 
 
 class InstMatt(nn.Module):
-    def __init__(self, width: float = 1.0):
+    def __init__(self, width: float = 1.0, initialise: bool = True):
         super().__init__()
         self.width = float(width)
         widths = Widths(self.width)
@@ -29,7 +29,8 @@ class InstMatt(nn.Module):
         self.decoder = TriMatteDecoder(widths, self.aspp.out_channels)
         self.refiner = MultiInstanceRefiner(self.decoder.feature_channels, widths(16))
         self.chunk = DEFAULT_CHUNK
-        self._initialise()
+        if initialise:  # skipped when a checkpoint overwrites every tensor anyway
+            self._initialise()
 
     @torch.no_grad()
     def _initialise(self) -> None:
