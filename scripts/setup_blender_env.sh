@@ -56,7 +56,9 @@ fi
 
 "$py" -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
 echo "setup_blender_env: installing ${REQUIREMENTS[*]} (bpy is ~400 MB the first time)"
-"$py" -m pip install --quiet "${REQUIREMENTS[@]}"
+# (the grep drops pip's notes about this machine's extra package indexes)
+"$py" -m pip install --quiet --disable-pip-version-check "${REQUIREMENTS[@]}" 2>&1 \
+    | grep -v "^WARNING: Location" || true
 
 if ! check; then
     echo "setup_blender_env: $venv is incomplete after pip install" >&2

@@ -1,0 +1,68 @@
+"""Per-scene settings of the InstMatt panel (what the button mattes and where it writes)."""
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, IntProperty, PointerProperty, StringProperty
+
+def _path_options() -> set[str]:
+    """Blender 4.5+ warns about '//' paths unless the property says it supports them."""
+    if "is_path_supports_blend_relative" in bpy.types.Property.bl_rna.properties:
+        return {"PATH_SUPPORTS_BLEND_RELATIVE"}
+    return set()
+
+
+PATH_OPTIONS = _path_options()
+
+SOURCES = [
+    ("IMAGE", "Image", "An image, image sequence or movie (the Image editor's image when the button is there)"),
+    ("CLIP", "Movie Clip", "A movie clip (the Clip editor's clip when the button is there)"),
+    ("RENDER", "Render Result", "The last rendered frame"),
+]
+
+GUIDANCE = [
+    ("DETECTOR", "Detector", "Find people automatically"),
+    ("MASK", "Mask", "A Mask datablock: one mask layer per person"),
+    ("INDEX", "ID Images", "One integer-ID image per frame (0 = nobody), a frame pattern such as //ids/id.####.png"),
+]
+
+
+class InstMattSceneSettings(bpy.types.PropertyGroup):
+    source: EnumProperty(name="Source", items=SOURCES, default="IMAGE")
+    image: PointerProperty(name="Image", type=bpy.types.Image,
+                           description="The image, image sequence or movie to matte")
+    clip: PointerProperty(name="Clip", type=bpy.types.MovieClip, description="The movie clip to matte")
+    guidance: EnumProperty(name="Guidance", items=GUIDANCE, default="DETECTOR")
+    mask: PointerProperty(name="Mask", type=bpy.types.Mask,
+                          description="One mask layer per person, rasterised per frame")
+    index_path: StringProperty(name="ID Images", subtype="FILE_PATH", options=PATH_OPTIONS,
+                               description="Frame pattern of integer-ID images (# = one digit)")
+    use_scene_range: BoolProperty(name="Scene Range", default=True,
+                                  description="Matte the scene's frame range (else the range below)")
+    frame_start: IntProperty(name="Start", default=1, min=0)
+    frame_end: IntProperty(name="End", default=250, min=0)
+    output_dir: StringProperty(
+        name="Output", subtype="DIR_PATH", default="//instmatt/", options=PATH_OPTIONS,
+        description="Folder of the matte EXR files (one sub-folder per source)",
+    )
+    overwrite: BoolProperty(
+        name="Overwrite", default=False,
+        description="Recompute frames that exist already (off: a re-run resumes where it stopped)",
+    )
+    setup_example: BoolProperty(
+        name="Example Set-up", default=True,
+        description="Also add an example: the first person over a new background, all people in a Viewer",
+    )
+    # What the last run produced (read-only in the UI)
+    last_output: StringProperty(name="Last Output", default="")
+    last_people: StringProperty(name="People", default="")
+    status: StringProperty(name="Status", default="")
+
+
+classes = (InstMattSceneSettings,)
+
+
+def register():
+    bpy.types.Scene.instmatt = PointerProperty(type=InstMattSceneSettings)
+
+
+def unregister():
+    del bpy.types.Scene.instmatt
