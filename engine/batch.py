@@ -236,7 +236,8 @@ class MatteJob:
         except InputFileError:
             return
         numbers = [person_number(pid) for pid in ids]
-        keep = [k for k, n in enumerate(numbers) if n is not None]
+        # all-zero layers stand for people out of view: they are not where the tracks are
+        keep = [k for k, n in enumerate(numbers) if n is not None and alphas[k].any()]
         self.tracker.seed([numbers[k] for k in keep], alphas[keep] if keep else alphas)
         log.info("tracker continues the %d people of %s", len(keep), previous)
 
@@ -323,8 +324,13 @@ class MatteJob:
             alphas = matte(self.model, image.rgb8, masks, refine=self.settings.refine, max_side=self.settings.max_side)
             t3 = time.perf_counter()
             ids = [person_id(n) for n in numbers]
+            for pid in ids:
+                if pid not in result.people:
+                    result.people.append(pid)
+            layer_ids, layer_alphas = with_absent_people(ids, alphas, result.people)
             manifest = {
-                "people": ids,
+                "people": layer_ids,
+                "visible": ids,
                 "source": self.source.path,
                 "source_file": self.source.file_for(frame),
                 "frame": frame,
@@ -339,30 +345,69 @@ class MatteJob:
                 manifest["scores"] = {ids[i]: round(float(guide.scores[present[order[i]]]), 4)
                                       for i in range(len(ids))}
             self._write_extras(frame, image, alphas, ids, only_missing=False)
-            write_person_exr(path, alphas, ids, manifest, shape=image.shape)  # last: its presence means done
+            write_person_exr(path, layer_alphas, layer_ids, manifest, shape=image.shape)  # last: means done
             t4 = time.perf_counter()
             for key, value in zip(("read", "guidance", "network", "write"), (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
                 self.timings[key] += value
             self.assignments[frame] = (ids, [present[k] for k in order])
-            for pid in ids:
-                if pid not in result.people:
-                    result.people.append(pid)
             result.written += 1
             result.frames += 1
             computed += 1
             computed_seconds += time.perf_counter() - frame_start
             self.listener.frame(frame, path, ids, False)
             self._progress(index + 1, total, frame, computed, computed_seconds)
+        self._add_absent_layers(result.people)
         result.seconds = time.perf_counter() - start
         result.timings = dict(self.timings)
         if self.cancel.is_set() and result.frames + result.failed < total:
             result.cancelled = True
         return result
 
+    def _add_absent_layers(self, shot_people: list[str]) -> None:
+        """Give every EXR of the job a layer for every person of the shot.
+
+        Blender's Image node takes its sockets from the frame it loads; on a frame that lacks
+        a person's layer, that socket shows another person's alpha. So a person who enters
+        late gets an all-zero layer in the frames before, rewritten atomically at the end.
+        """
+        from engine.io import read_manifest, read_person_exr, write_person_exr
+
+        for frame in self.frames:
+            path = self._path(frame)
+            if not os.path.isfile(path):
+                continue
+            try:
+                manifest = read_manifest(path)
+                if manifest is None or set(shot_people) <= set(manifest.get("people", [])):
+                    continue
+                ids, alphas, manifest = read_person_exr(path)
+            except InputFileError as exc:
+                log.warning("%s; left as it is", exc)
+                continue
+            layer_ids, layer_alphas = with_absent_people(ids, alphas, shot_people)
+            manifest = dict(manifest, people=layer_ids)
+            manifest.setdefault("visible", ids)
+            write_person_exr(path, layer_alphas, layer_ids, manifest, shape=alphas.shape[1:])
+
     def _progress(self, done: int, total: int, frame: int, computed: int, seconds: float) -> None:
         fps = computed / seconds if computed and seconds > 0 else None
         eta = (total - done) / fps if fps else None
         self.listener.progress(done, total, frame, fps, eta)
+
+
+def with_absent_people(ids: list[str], alphas, shot_people: list[str]):
+    """Layers for every person of the shot, ordered by number: zeros for those not in view."""
+    import numpy as np
+
+    from engine.io import person_number
+
+    everyone = sorted(set(ids) | set(shot_people), key=lambda pid: (person_number(pid) or 0, pid))
+    planes = dict(zip(ids, alphas))
+    layers = np.zeros((len(everyone),) + tuple(alphas.shape[1:]), np.float32)
+    for index, pid in enumerate(everyone):
+        if pid in planes:
+            layers[index] = planes[pid]
+    return everyone, layers
 
 
 # --- building a job from CLI or protocol fields -----------------------------------------------

@@ -6,7 +6,8 @@
       -> tri-masks -> matting net (all people batched) -> progressive OS8/OS4/OS1 merge
       -> multi-instance refiner ("windowed" as the authors run it, "dense" over the
          whole frame, or "none"), used only inside the OS1 uncertain band
-      -> crop, resize back -> K alphas (K,H,W) float32 in [0, 1]
+      -> crop, resize back, snap values within 1/255 of 0 or 1 to exactly 0 or 1
+      -> K alphas (K,H,W) float32 in [0, 1]
 
 ``model`` is anything with ``matting(image, trimask) -> dict`` and
 ``refiner(image, trimatte, feature)``: the PyTorch network or a compiled backend.
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .progressive import progressive_merge
+from .progressive import EPSILON, progressive_merge
 from .trimask import build_trimasks
 from .windowed_refine import refine_windowed
 
@@ -115,4 +116,18 @@ def matte(model, image: np.ndarray, masks: np.ndarray, refine: str = "windowed",
     alphas = trimatte[:, 0, BORDER:BORDER + h, BORDER:BORDER + w].float().clamp(0, 1).cpu().numpy()
     if (h, w) != (height, width):
         alphas = np.stack([cv2.resize(a, (width, height), interpolation=cv2.INTER_LINEAR) for a in alphas])
-    return np.clip(alphas, 0.0, 1.0, out=alphas)
+    return snap(alphas)
+
+
+def snap(alphas: np.ndarray) -> np.ndarray:
+    """Clip to [0, 1] and make the certain regions exact.
+
+    (tanh + 1) / 2 never reaches 0 or 1, so without this every person would carry a faint
+    haze over the whole frame: visible when grading a matte, and counted as foreground by
+    IMQ (which binarises at > 0). The threshold is the pipeline's own notion of "certain"
+    (1/255), the same the reference reaches by writing 8-bit PNGs.
+    """
+    np.clip(alphas, 0.0, 1.0, out=alphas)
+    alphas[alphas < EPSILON] = 0.0
+    alphas[alphas > 1.0 - EPSILON] = 1.0
+    return alphas

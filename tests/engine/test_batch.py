@@ -41,10 +41,15 @@ def test_sequence_with_mask_folder(matte, small_clip, write_sequence, tmp_path):
     assert status == 0, err
     files = sorted(os.listdir(out))
     assert files == [f"plate.{f}.exr" for f in range(1001, 1005)]
+    shot = [f"person_{k + 1:02d}" for k in range(alphas.shape[1]) if (alphas[:, k] > 0.5).any()]
     for frame in range(1001, 1005):
         ids, back, manifest = read_person_exr(out / f"plate.{frame}.exr")
         present = [f"person_{k + 1:02d}" for k in range(alphas.shape[1]) if (alphas[frame - 1001, k] > 0.5).any()]
-        assert ids == present
+        # every frame has a layer for every person of the shot (Blender's sockets come from one frame)
+        assert ids == shot
+        assert manifest["visible"] == present
+        for pid, plane in zip(ids, back):
+            assert plane.any() == (pid in present)
         assert back.shape[1:] == frames.shape[1:3]
         assert manifest["frame"] == frame and manifest["people"] == ids
         assert manifest["source_file"].endswith(f"plate.{frame}.png")
@@ -272,3 +277,26 @@ def test_real_video_two_frames(matte, shared_data, tmp_path):
     ids, alphas, manifest = read_person_exr(tmp_path / "out" / "maggie_video_test2.0096.exr")
     assert ids == ["person_01", "person_02", "person_03"] and alphas.shape == (3, height, width)
     assert manifest["source_file"] is None and manifest["frame"] == 96
+
+
+def test_person_entering_late_gets_zero_layers_in_earlier_frames(matte, tmp_path):
+    rgb = np.full((40, 56, 3), 90, np.uint8)
+    for frame in (1, 2, 3):
+        cv2.imwrite(str(tmp_path / f"shot.{frame:04d}.png"), rgb)
+        folder = tmp_path / "m" / f"{frame:04d}"
+        folder.mkdir(parents=True)
+        mask = np.zeros((40, 56), np.uint8)
+        mask[5:35, 5:20] = 255
+        cv2.imwrite(str(folder / "01.png"), mask)
+        if frame == 3:  # person 2 walks in on the last frame
+            mask = np.zeros((40, 56), np.uint8)
+            mask[5:35, 30:50] = 255
+            cv2.imwrite(str(folder / "02.png"), mask)
+    status, err = matte(tmp_path / "shot.####.png", "-o", tmp_path / "out", "--masks", tmp_path / "m")
+    assert status == 0, err
+    for frame in (1, 2, 3):
+        ids, back, manifest = read_person_exr(tmp_path / "out" / f"shot.{frame:04d}.exr")
+        assert ids == ["person_01", "person_02"]
+        assert back[1].any() == (frame == 3)
+        assert manifest["visible"] == (["person_01", "person_02"] if frame == 3 else ["person_01"])
+    assert not [name for name in os.listdir(tmp_path / "out") if not name.endswith(".exr")]

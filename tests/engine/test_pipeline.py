@@ -150,3 +150,9 @@ def test_windows_cover_the_disagreement():
     assert x2 - x1 == 64 and y2 - y1 == 64
     assert x1 <= 200 and x2 >= 210 and y1 <= 100 and y2 >= 110
     assert (windows[:, [0, 1]] >= 0).all() and (windows[:, 2] <= 300).all() and (windows[:, 3] <= 200).all()
+
+
+def test_snap_makes_certain_regions_exact():
+    from engine.pipeline import snap
+    alphas = np.array([[[-0.1, 0.001, 0.5, 0.999, 1.2]]], np.float32)
+    assert snap(alphas).tolist() == [[[0.0, 0.0, 0.5, 1.0, 1.0]]]
