@@ -17,19 +17,12 @@ from engine.pipeline import matte
 TOLERANCE = 1e-4
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine more threads spin against each other."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def tiny_model():
-    torch.manual_seed(0)
-    return load_model(None, width=0.25)
+def tiny_model(random_tiny_model):
+    return random_tiny_model
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -12,48 +10,13 @@ from engine.errors import InputFileError
 from engine.model import InstMatt, build_model, load_model, read_checkpoint, save_checkpoint
 from engine.model.spectral_norm import SpectralNorm, fold_spectral_norm
 
-REFERENCE_KEYS = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference" / "instmatt_state_dict_keys.txt"
-# the key list is also kept in the repo so the test runs without ../shared
-LOCAL_KEYS = Path(__file__).resolve().parent / "data" / "instmatt_state_dict_keys.txt"
-
-
-def reference_shapes() -> dict[str, tuple[int, ...]]:
-    path = REFERENCE_KEYS if REFERENCE_KEYS.is_file() else LOCAL_KEYS
-    shapes = {}
-    for line in path.read_text().splitlines():
-        if not line or line.startswith("#"):
-            continue
-        key, shape = line.split(" ", 1)
-        shapes[key] = tuple(int(n) for n in shape.strip("()").split(",") if n.strip())
-    return shapes
-
-
-def authors_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
-    """Random tensors in the authors' layout, with sane spectral-norm vectors."""
-    generator = torch.Generator().manual_seed(seed)
-    state = {}
-    for key, shape in reference_shapes().items():
-        if key.endswith("num_batches_tracked"):
-            state[key] = torch.tensor(1000)
-        elif key.endswith("running_var"):
-            state[key] = torch.rand(shape, generator=generator) + 0.5
-        elif key.endswith(("weight_u", "weight_v")):
-            vector = torch.randn(shape, generator=generator)
-            state[key] = vector / vector.norm()
-        else:
-            state[key] = torch.randn(shape, generator=generator) * 0.05
-    return state
-
-
 @pytest.fixture(scope="module")
-def authors_checkpoint(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("ckpt") / "best_model.pth"
-    torch.save({"state_dict": authors_state_dict(), "iter": 50000}, path)
-    return path
+def authors_state(make_authors_state):
+    return make_authors_state()
 
 
-def test_reference_key_list_matches_network():
-    shapes = reference_shapes()
+def test_reference_key_list_matches_network(reference_keys):
+    shapes = reference_keys
     model_shapes = {key: tuple(value.shape) for key, value in InstMatt(1.0).state_dict().items()}
     assert len(shapes) == 604
     assert model_shapes == shapes
@@ -63,18 +26,18 @@ def test_refiner_has_paper_parameter_count():
     assert sum(p.numel() for p in InstMatt(1.0).refiner.parameters()) == 38707
 
 
-def test_authors_checkpoint_loads_strictly(authors_checkpoint):
+def test_authors_checkpoint_loads_strictly(authors_checkpoint, authors_state):
     model = load_model(authors_checkpoint)
     assert model.width == 1.0 and not model.training
     assert not any(isinstance(m, SpectralNorm) for m in model.modules())
-    original = authors_state_dict()
+    original = authors_state
     loaded = build_model(authors_checkpoint).state_dict()
     assert torch.equal(loaded["decoder.refine_OS1.3.bias"], original["decoder.refine_OS1.3.bias"])
 
 
-def test_module_prefix_is_stripped(tmp_path):
-    path = tmp_path / "dp.pth"
-    torch.save({"state_dict": {f"module.{k}": v for k, v in authors_state_dict().items()}}, path)
+def test_without_module_prefix(tmp_path, authors_state):
+    path = tmp_path / "plain.pth"
+    torch.save({"state_dict": authors_state}, path)
     state, width = read_checkpoint(path)
     assert width == 1.0 and "encoder.conv1.module.weight_bar" in state
     build_model(path)
@@ -85,8 +48,8 @@ def test_module_prefix_is_stripped(tmp_path):
     (lambda s: s.__setitem__("refiner.extra.weight", torch.zeros(1)), "unexpected keys (first: refiner.extra.weight)"),
     (lambda s: s.__setitem__("refiner.head.bias", torch.zeros(4)), "refiner.head.bias (4,) != (3,)"),
 ])
-def test_wrong_checkpoint_names_first_mismatch(tmp_path, damage, message):
-    state = authors_state_dict()
+def test_wrong_checkpoint_names_first_mismatch(tmp_path, make_authors_state, damage, message):
+    state = make_authors_state()
     damage(state)
     path = tmp_path / "bad.pth"
     torch.save({"state_dict": state}, path)
