@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from engine.errors import UserError
+from engine.errors import UserError, run_command
 
 
 def _load(weights: str | None, random_width: float | None):
@@ -186,14 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
-    try:
-        return int(args.func(args) or 0)
-    except UserError as exc:
-        print(f"instmatt-build {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"instmatt-build {args.command}: interrupted", file=sys.stderr)
-        return 130
+    return run_command(f"instmatt-build {args.command}", args.func, args)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-from engine.errors import UserError
+from engine.errors import run_command
 
 # sub-command -> (module, one-line help)
 COMMANDS = {
@@ -51,11 +51,4 @@ def main(argv: list[str] | None = None) -> int:
         print(f"instmatt: {args._missing}", file=sys.stderr)
         return 2
     module = importlib.import_module(args._module)
-    try:
-        return int(module.run(args) or 0)
-    except UserError as exc:
-        print(f"instmatt {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"instmatt {args.command}: interrupted", file=sys.stderr)
-        return 130
+    return run_command(f"instmatt {args.command}", module.run, args)

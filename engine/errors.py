@@ -1,5 +1,7 @@
 """Errors that reach the user as one clear line (file name and problem), never a traceback."""
 
+import sys
+
 
 class UserError(Exception):
     """Bad input or set-up: the CLI prints it as one line and exits with status 2."""
@@ -12,3 +14,16 @@ class InputFileError(UserError):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+
+def run_command(program: str, command, args) -> int:
+    """Run ``command(args)`` for a CLI: a UserError becomes one line and status 2,
+    Ctrl-C a short note and status 130 (the shell's convention)."""
+    try:
+        return int(command(args) or 0)
+    except UserError as exc:
+        print(f"{program}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{program}: interrupted", file=sys.stderr)
+        return 130

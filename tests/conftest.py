@@ -58,6 +58,25 @@ def authors_state_dict(seed: int = 0) -> dict:
     return {key: state[key] for key in shapes}
 
 
+def random_scene(height: int = 101, width: int = 157, people: int = 2, seed: int = 0):
+    """(image (H,W,3) uint8 noise, masks (K,H,W)): K rectangles at random places."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    masks = np.zeros((people, height, width), np.float32)
+    for k in range(people):
+        y, x = rng.integers(0, height // 2), rng.integers(0, width // 2)
+        masks[k, y:y + height // 2, x:x + width // 3] = 1.0
+    return image, masks
+
+
+@pytest.fixture(scope="session")
+def make_scene():
+    """``make_scene(height, width, people, seed)`` -> (image, masks); see :func:`random_scene`."""
+    return random_scene
+
+
 @pytest.fixture(scope="session")
 def reference_keys() -> dict[str, tuple[int, ...]]:
     return reference_shapes()

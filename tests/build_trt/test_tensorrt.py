@@ -37,18 +37,8 @@ def cuda_model():
     return load_model(None, "cuda", width=0.25)
 
 
-def scene(height, width, people, seed=0):
-    rng = np.random.default_rng(seed)
-    image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
-    masks = np.zeros((people, height, width), np.float32)
-    for k in range(people):
-        y, x = rng.integers(0, height // 2), rng.integers(0, width // 2)
-        masks[k, y:y + height // 2, x:x + width // 3] = 1.0
-    return image, masks
-
-
 @pytest.mark.parametrize("precision, tolerance", [("fp32", 5e-3), ("fp16", 3e-2)])
-def test_engine_matches_pytorch_through_the_pipeline(cuda_model, tmp_path, precision, tolerance):
+def test_engine_matches_pytorch_through_the_pipeline(cuda_model, tmp_path, precision, tolerance, make_scene):
     from build_trt.tensorrt_build import Profile
     from engine.backends import create_backend
     from engine.pipeline import matte
@@ -59,7 +49,7 @@ def test_engine_matches_pytorch_through_the_pipeline(cuda_model, tmp_path, preci
     assert backend.name == "tensorrt"
     assert backend.engine_path.is_file()
     for size, people in [((70, 90), 1), ((100, 130), 5), ((200, 150), 7)]:  # 7 > max people: chunks
-        image, masks = scene(*size, people, seed=people)
+        image, masks = make_scene(*size, people, seed=people)
         for refine in ("none", "dense"):
             expected = matte(reference, image, masks, refine=refine)
             got = matte(backend, image, masks, refine=refine)

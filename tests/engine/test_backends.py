@@ -11,11 +11,9 @@ import pytest
 import torch
 
 from engine.backends import BackendUnavailable, create_backend
-from engine.model import load_model
 from engine.pipeline import matte
 
 TOLERANCE = 1e-4
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

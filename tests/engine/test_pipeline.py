@@ -20,16 +20,6 @@ def model():
     return load_model(None, width=0.25)
 
 
-def scene(height=101, width=157, people=2, seed=0):
-    rng = np.random.default_rng(seed)
-    image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
-    masks = np.zeros((people, height, width), np.float32)
-    for k in range(people):
-        y, x = rng.integers(0, height // 2), rng.integers(0, width // 2)
-        masks[k, y:y + height // 2, x:x + width // 3] = 1.0
-    return image, masks
-
-
 def test_trimask_matches_definition_and_keeps_negative_background():
     masks = torch.zeros(3, 4, 4)
     masks[0, :2] = 1.0
@@ -68,32 +58,32 @@ def test_progressive_merge_takes_each_head_in_its_zone():
     assert band[0, 0, 32, 32] and not band[0, 0, 0, 0]
 
 
-def test_shapes_ranges_and_odd_sizes(model):
+def test_shapes_ranges_and_odd_sizes(model, make_scene):
     for height, width in ((101, 157), (33, 47), (64, 64)):
-        image, masks = scene(height, width)
+        image, masks = make_scene(height, width)
         for refine in ("none", "dense", "windowed"):
             alphas = matte(model, image, masks, refine=refine)
             assert alphas.shape == (2, height, width) and alphas.dtype == np.float32
             assert np.isfinite(alphas).all() and alphas.min() >= 0 and alphas.max() <= 1
 
 
-def test_zero_and_one_person(model):
-    image, masks = scene()
+def test_zero_and_one_person(model, make_scene):
+    image, masks = make_scene()
     empty = matte(model, image, masks[:0])
     assert empty.shape == (0, 101, 157) and empty.dtype == np.float32
     single = matte(model, image, masks[:1])
     assert single.shape == (1, 101, 157)
 
 
-def test_max_side_downscales_and_restores_size(model):
-    image, masks = scene(90, 200)
+def test_max_side_downscales_and_restores_size(model, make_scene):
+    image, masks = make_scene(90, 200)
     assert working_size(90, 200, 100) == (45, 100)
     alphas = matte(model, image, masks, refine="none", max_side=100)
     assert alphas.shape == (2, 90, 200)
 
 
-def test_padding_is_reflective_and_to_multiple_of_32():
-    image, masks = scene(101, 157)
+def test_padding_is_reflective_and_to_multiple_of_32(make_scene):
+    image, masks = make_scene(101, 157)
     image_t, masks_t, (h, w) = prepare(image, masks, max_side=1280)
     assert (h, w) == (101, 157)
     assert image_t.shape[-2:] == (101 + 27 + 64, 157 + 3 + 64)
@@ -109,21 +99,21 @@ def test_padding_is_reflective_and_to_multiple_of_32():
     (lambda i, m: (i[..., :2], m), "uint8 RGB"),
     (lambda i, m: (i, m[0]), r"\(K, H, W\)"),
 ])
-def test_bad_inputs_get_clear_errors(model, bad, message):
-    image, masks = scene()
+def test_bad_inputs_get_clear_errors(model, bad, message, make_scene):
+    image, masks = make_scene()
     image, masks = bad(image, masks)
     with pytest.raises(ValueError, match=message):
         matte(model, image, masks)
 
 
-def test_unknown_refine_mode(model):
-    image, masks = scene()
+def test_unknown_refine_mode(model, make_scene):
+    image, masks = make_scene()
     with pytest.raises(ValueError, match="refine must be one of"):
         matte(model, image, masks, refine="cycle")
 
 
-def test_pipeline_is_permutation_equivariant(model):
-    image, masks = scene(people=3, seed=4)
+def test_pipeline_is_permutation_equivariant(model, make_scene):
+    image, masks = make_scene(people=3, seed=4)
     order = [2, 0, 1]
     for refine in ("dense", "windowed"):
         straight = matte(model, image, masks, refine=refine)
