@@ -1,0 +1,1 @@
+"""Training data: HIM2K loader, procedural figures, synthesis."""

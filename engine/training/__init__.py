@@ -1,0 +1,1 @@
+"""Training InstMatt: configs, batches from generated composites, the two-stage loop."""
