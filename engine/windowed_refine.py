@@ -105,7 +105,8 @@ def refine_windowed(refiner, image: torch.Tensor, trimatte: torch.Tensor, featur
         before = result[:, 0].clone()
         for x1, y1, x2, y2 in windows.tolist():
             crop = (slice(None), slice(None), slice(y1, y2), slice(x1, x2))
-            refined = refiner(image[active][crop], result[active][crop], feature[active][crop])
+            # crop first (a view), then pick the people: copies only the window
+            refined = refiner(image[crop][active], result[crop][active], feature[crop][active])
             inner = refined[:, :, MARGIN:y2 - y1 - MARGIN, MARGIN:x2 - x1 - MARGIN]
             chosen = writing[active]
             result[writing, :, y1 + MARGIN:y2 - MARGIN, x1 + MARGIN:x2 - MARGIN] = inner[chosen]
