@@ -50,6 +50,8 @@ def test_real_engine_end_to_end(bpy, addon, prefs, scene, plate_sequence, tmp_pa
     hello = addon.engine_client.current_engine().hello
     assert hello["protocol"] == 1
     trained = bool(hello.get("weights"))
+    shipped = os.path.join(os.path.dirname(__file__), "..", "..", "engine", "weights", "instmatt_tiny.safetensors")
+    assert trained or not os.path.isfile(shipped), "the repo ships weights but the engine did not load them"
 
     files = sorted(glob.glob(os.path.join(scene.instmatt.output_dir, "*", "instmatt.*.exr")))
     assert [os.path.basename(f) for f in files] == [f"instmatt.{f:04d}.exr" for f in (1, 2, 3)]
