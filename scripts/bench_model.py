@@ -5,7 +5,9 @@ all people batched through the network against one person at a time.
 
 Timings are interleaved (batched, single, batched, ...) in one process and reported as
 medians with their ratio, since this machine's load is noisy. Peak memory is the peak
-resident set size of a fresh child process running one frame of that configuration.
+resident set size (VmHWM) of a fresh child process running one frame of that configuration.
+(Not ``getrusage``'s ru_maxrss: Linux carries it across exec, so a child would report the
+parent's larger footprint.)
 """
 
 from __future__ import annotations
@@ -57,8 +59,19 @@ def child(spec: str) -> None:
     model = load_model(None, width=float(width))
     image, masks = scene(w, h, int(people))
     run_once(model, image, masks, int(chunk), refine)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    print(json.dumps({"peak_rss_mib": round(peak, 1)}))
+    print(json.dumps({"peak_rss_mib": round(own_peak_rss_mib(), 1)}))
+
+
+def own_peak_rss_mib() -> float:
+    """This process's own peak RSS (VmHWM, reset at exec), falling back to ru_maxrss."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def main() -> None:
