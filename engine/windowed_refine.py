@@ -53,7 +53,9 @@ def duplicate_people(target: torch.Tensor) -> torch.Tensor:
 
 def _suppress(boxes: np.ndarray, scores: np.ndarray, size: int) -> np.ndarray:
     """Greedy NMS in score order; suppression needs IoU > 0.3 *and* nearby centres."""
-    order = np.argsort(-scores, kind="stable")
+    # descending by reversing numpy's default ascending sort, as the reference does: windows
+    # often tie (flat disagreement), and the tie order decides which windows survive
+    order = np.argsort(scores)[::-1]
     x1, y1, x2, y2 = boxes.T.astype(np.float64)
     areas = (x2 - x1 + 1) * (y2 - y1 + 1)
     keep = []

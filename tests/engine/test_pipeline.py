@@ -146,3 +146,21 @@ def test_snap_makes_certain_regions_exact():
     from engine.pipeline import snap
     alphas = np.array([[[-0.1, 0.001, 0.5, 0.999, 1.2]]], np.float32)
     assert snap(alphas).tolist() == [[[0.0, 0.0, 0.5, 1.0, 1.0]]]
+
+
+def test_window_choice_matches_the_reference_on_ties():
+    """Four soft boxes leave a flat disagreement map, so most windows tie. The expected
+    windows were checked against the authors' MultiInstRefiner.get_boxes on this scene
+    (their order: numpy's ascending argsort, reversed)."""
+    people, height, width = 4, 416, 544
+    generator = torch.Generator().manual_seed(0)
+    yy, xx = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+    trimatte = torch.zeros(people, 3, height, width)
+    for k in range(people):
+        box = ((xx - (80 + k * 120)).abs() < 50) & ((yy - 200).abs() < 150)
+        trimatte[k, 0] = box.float() * (0.9 + 0.05 * torch.rand(height, width, generator=generator))
+    for k in range(people):
+        trimatte[k, 1] = trimatte[:, 0].sum(0) - trimatte[k, 0]
+        trimatte[k, 2] = (1 - trimatte[:, 0].sum(0)).clamp(0, 1) * 0.8
+    windows = select_windows(trimatte, 320)
+    assert windows.tolist() == [[224, 96, 544, 416], [0, 0, 320, 320]]
