@@ -74,45 +74,33 @@ def test_ping_and_polite_shutdown(ec):
     assert client.returncode == 0 and not client.alive()
 
 
-class FakeClient:
-    """Events in, requests out: the job state machine without a process."""
+def FakeClient(ec, hello=True):
+    """Events in, requests out: the job state machine without a process. The real client's
+    queue handling (``next_event``) is kept; only the process side is replaced."""
 
-    def __init__(self, ec, hello=True):
-        import queue
+    class Fake(ec.EngineClient):
+        def __init__(self):
+            super().__init__(["no-process"])
+            self.hello = {"type": "hello", "protocol": 1} if hello else None
+            self.sent = []
+            self.killed = False
 
-        self.events = queue.Queue()
-        self.hello = {"type": "hello", "protocol": 1} if hello else None
-        self.sent = []
-        self.proc = None
-        self._threads = []
-        self.killed = False
-        self.ec = ec
+        def send(self, message):
+            self.sent.append(message)
 
-    def next_event(self, timeout=0.0):
-        import queue
+        def kill(self):
+            self.killed = True
 
-        try:
-            event = self.events.get_nowait()
-        except queue.Empty:
-            return None
-        if event.get("type") == "hello":
-            self.hello = event
-        return event
+        def alive(self):
+            return not self.killed
 
-    def send(self, message):
-        self.sent.append(message)
+        def death_message(self):
+            return "The engine stopped (exit code 3): boom"
 
-    def kill(self):
-        self.killed = True
+        def _tail_suffix(self):
+            return ""
 
-    def alive(self):
-        return not self.killed
-
-    def death_message(self):
-        return "The engine stopped (exit code 3): boom"
-
-    def _tail_suffix(self):
-        return ""
+    return Fake()
 
 
 def test_job_state_machine(ec):
