@@ -18,9 +18,6 @@ def _load(weights: str | None, random_width: float | None):
         from engine.weights import default_weights_path
 
         weights = default_weights_path()
-        if weights is None:
-            raise UserError("no --weights given and no shipped weights; pass --weights CKPT "
-                            "(or --random-width W for a random network, for testing)")
     if weights is not None:
         return load_model(weights, "cpu"), str(weights)
     return load_model(None, "cpu", random_width), None
@@ -53,10 +50,14 @@ def _verify(model, path: Path, refiner_path: Path) -> dict:
 
 
 def cmd_export(args) -> int:
-    from .export import export_matting, export_refiner, refiner_path_for
-    from .ops import operator_counts
-
     import onnx
+
+    from engine.backends.onnx_export import (
+        export_matting,
+        export_refiner,
+        refiner_path_for,
+    )
+    from engine.backends.onnx_ops import operator_counts
 
     model, source = _load(args.weights, args.random_width)
     out = Path(args.out)
@@ -76,10 +77,18 @@ def cmd_export(args) -> int:
 
 
 def cmd_build(args) -> int:
-    from .cache import file_sha256, onnx_dir
-    from .export import cached_graphs, export_matting
-    from .tensorrt_build import (BuildError, Profile, TensorRTUnavailable, build_engine, cuda_compute_capability,
-                                 ensure_engine, import_tensorrt)
+    from engine.backends.cache import file_sha256, onnx_dir
+    from engine.backends.onnx_export import cached_graphs, export_matting
+
+    from .tensorrt_build import (
+        BuildError,
+        Profile,
+        TensorRTUnavailable,
+        build_engine,
+        cuda_compute_capability,
+        ensure_engine,
+        import_tensorrt,
+    )
 
     try:
         profile = Profile.parse(args.min_shape, args.opt_shape, args.max_shape)
@@ -116,15 +125,21 @@ def cmd_build(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from .cache import read_sidecar
+    from engine.backends.cache import read_sidecar
 
     sidecar = read_sidecar(args.engine)
     if sidecar is None:
         raise UserError(f"{args.engine}: no readable sidecar {args.engine}.json")
     print(json.dumps(sidecar, indent=2, sort_keys=True))
     try:
-        from .tensorrt_build import cuda_compute_capability, engine_fields, import_tensorrt, Profile
-        from .cache import stale_reason
+        from engine.backends.cache import stale_reason
+
+        from .tensorrt_build import (
+            Profile,
+            cuda_compute_capability,
+            engine_fields,
+            import_tensorrt,
+        )
 
         trt = import_tensorrt()
         fields = sidecar["fields"]

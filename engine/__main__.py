@@ -1,3 +1,3 @@
-from engine.cli import main
+from engine.commands import main
 
 raise SystemExit(main())

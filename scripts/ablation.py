@@ -65,7 +65,15 @@ def main(argv=None) -> int:
 
     from engine.training.config import load_config
     from engine.training.trainer import Trainer, configure_process
-    from engine.training.validate import baseline_imq, imq_of, make_heldout, pixel_mad, predict, quantise, summary
+    from engine.training.validate import (
+        baseline_imq,
+        imq_of,
+        make_heldout,
+        pixel_mad,
+        predict,
+        quantise,
+        summary,
+    )
 
     base = load_config(args.config)
     if args.steps is not None:

@@ -3,7 +3,7 @@
 
 One run, interleaved repetitions (the backends take turns, in rotating order, so load
 from other processes hits them alike), median per backend, ratios from the same run.
-A "frame" is the whole ``engine.pipeline.matte`` call: pre-processing, the matting net
+A "frame" is the whole ``engine.inference.pipeline.matte`` call: pre-processing, the matting net
 for all people, progressive merge and the refiner (``--refine``, default dense).
 
     .venv/bin/python scripts/bench_backends.py                  # tiny width, then width 1 at 640x360
@@ -31,8 +31,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.backends import create_backend  # noqa: E402
+from engine.inference.pipeline import matte  # noqa: E402
 from engine.model import load_model  # noqa: E402
-from engine.pipeline import matte  # noqa: E402
 
 SIZES = {"640x360": (360, 640), "1280x720": (720, 1280)}
 

@@ -96,7 +96,7 @@ def ellipse_guidance(frames: int, height: int, width: int, people: int = 3) -> d
 
 def load_footage(frames: int, height: int, width: int, use_video: bool):
     """(source, guidance dict, description)."""
-    from engine.frames import ArraySource, FrameSource, VideoSource
+    from engine.io.sources import ArraySource, FrameSource, VideoSource
 
     if use_video and VIDEO.is_file():
         video = VideoSource(str(VIDEO))
@@ -130,14 +130,16 @@ def run_mode(args) -> dict:
     """One mode in this process; returns its measurements."""
     import torch
 
-    from engine.batch import Listener, MatteJob, MatteSettings, load_matting_model
+    from engine.backends import load_backend
     from engine.guidance import ArrayGuidance
+    from engine.job import Listener, MatteJob
+    from engine.settings import MatteSettings
 
     if args.threads:
         torch.set_num_threads(args.threads)
     source, guidance, description = load_footage(args.frames, args.height, args.width, not args.no_video)
     start = time.perf_counter()
-    model = load_matting_model("pytorch", args.weights, "cpu", args.threads)
+    model = load_backend("pytorch", args.weights, "cpu", args.threads)
     load_seconds = time.perf_counter() - start
     timed = TimedModel(model, one_at_a_time=args.mode == "single")
     cpu_start = time.process_time()
@@ -173,7 +175,7 @@ def time_detector(args) -> dict:
     import torch
     from torchvision.models.detection import maskrcnn_resnet50_fpn
 
-    from engine.detect import PersonDetector
+    from engine.guidance.detector import PersonDetector
 
     source, _, description = load_footage(args.detector_frames, args.height, args.width, not args.no_video)
     with tempfile.TemporaryDirectory() as tmp:

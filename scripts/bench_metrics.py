@@ -14,7 +14,7 @@ import time
 import numpy as np
 from scipy import ndimage
 
-from engine import metrics as M
+from engine.evaluation import metrics as M
 
 
 def person(rng, h, w, cx, ry, rx):

@@ -26,8 +26,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from engine.backends import PyTorchBackend  # noqa: E402
+from engine.inference.pipeline import matte  # noqa: E402
 from engine.model import load_model  # noqa: E402
-from engine.pipeline import matte  # noqa: E402
 
 
 def scene(width: int, height: int, people: int):
@@ -41,7 +42,7 @@ def scene(width: int, height: int, people: int):
 
 
 def run_once(model, image, masks, chunk: int, refine: str) -> float:
-    model.chunk = chunk
+    model.chunk = chunk  # the backend runs people in chunks of this size
     start = time.perf_counter()
     matte(model, image, masks, refine=refine)
     return (time.perf_counter() - start) * 1000.0
@@ -56,7 +57,7 @@ def peak_rss_mib(width: float, size: str, people: int, chunk: int, refine: str) 
 def child(spec: str) -> None:
     width, size, people, chunk, refine = spec.split(",")
     w, h = (int(n) for n in size.split("x"))
-    model = load_model(None, width=float(width))
+    model = PyTorchBackend(load_model(None, width=float(width)))
     image, masks = scene(w, h, int(people))
     run_once(model, image, masks, int(chunk), refine)
     print(json.dumps({"peak_rss_mib": round(own_peak_rss_mib(), 1)}))
@@ -87,7 +88,7 @@ def main() -> None:
         return child(args.child)
 
     torch.manual_seed(0)
-    model = load_model(None, width=args.width)
+    model = PyTorchBackend(load_model(None, width=args.width))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, width {args.width}, refine {args.refine}, "
           f"CPU cores {os.cpu_count()}")
     print(f"{'size':>9} {'K':>2} | {'batched ms':>10} {'single ms':>10} {'single/batched':>14} | "

@@ -1,4 +1,4 @@
-"""The one interface every backend offers to :func:`engine.pipeline.matte`.
+"""The one interface every backend offers to :func:`engine.inference.pipeline.matte`.
 
 A backend is anything with
 
@@ -19,6 +19,13 @@ import torch
 
 from engine.errors import UserError
 
+from .chunked import run_in_chunks
+
+MATTING_INPUTS = ("image", "trimask")
+MATTING_OUTPUTS = ("alpha_os1", "alpha_os4", "alpha_os8", "feature")
+# People per network pass: one on the CPU (measured faster there, docs/performance.md), a batch on a GPU.
+CHUNK = {"cpu": 1, "cuda": 4}
+
 
 class BackendUnavailable(UserError):
     """A backend cannot run here; the message says why (used as the fallback reason)."""
@@ -33,8 +40,14 @@ class Backend:
         self.device = torch.device(device)
         self.width = float(width)
         self.weights_path = None if weights_path is None else str(weights_path)
+        self.chunk = CHUNK.get(self.device.type, 4)
 
     def matting(self, image: torch.Tensor, trimask: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The matting net over K people (N,3,H,W) in chunks of ``self.chunk`` -> dict of (K,.,H,W)."""
+        check_matting_inputs(image, trimask)
+        return run_in_chunks(self._matting_batch, self.chunk, image, trimask)
+
+    def _matting_batch(self, image: torch.Tensor, trimask: torch.Tensor) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
     def refiner(self, image: torch.Tensor, trimatte: torch.Tensor, feature: torch.Tensor) -> torch.Tensor:

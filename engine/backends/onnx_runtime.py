@@ -2,7 +2,7 @@
 
 ``matting`` and ``refiner`` take and return torch tensors on ``self.device``: on the
 CPU the arrays are shared with numpy (no copies), on CUDA they are bound by address
-through an IO binding, so :func:`engine.pipeline.matte` runs unchanged.
+through an IO binding, so :func:`engine.inference.pipeline.matte` runs unchanged.
 """
 
 from __future__ import annotations
@@ -12,10 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .base import Backend, BackendUnavailable, check_matting_inputs
-
-MATTING_OUTPUTS = ("alpha_os1", "alpha_os4", "alpha_os8", "feature")
-DEFAULT_CHUNK = 4
+from .base import MATTING_OUTPUTS, Backend, BackendUnavailable
 
 
 def import_onnxruntime():
@@ -55,14 +52,13 @@ class OnnxRuntimeBackend(Backend):
 
     def __init__(self, matting_path: str | Path, refiner_path: str | Path | None = None,
                  device: torch.device | str = "cpu", threads: int | None = None, reason: str = "",
-                 width: float = 1.0, weights_path: str | None = None, torch_refiner=None,
-                 chunk: int = DEFAULT_CHUNK):
+                 width: float = 1.0, weights_path: str | None = None, torch_refiner=None, keep=None):
         super().__init__(reason, device, width, weights_path)
+        self._keep = keep  # e.g. the temporary folder of a random network's graphs
         onnxruntime = import_onnxruntime()
         providers = providers_for(self.device)
         options = session_options(threads)
         self.threads = threads
-        self.chunk = max(int(chunk), 1)
         self.matting_path = Path(matting_path)
         self.refiner_path = None if refiner_path is None else Path(refiner_path)
         try:
@@ -104,19 +100,12 @@ class OnnxRuntimeBackend(Backend):
         return results
 
     @torch.inference_mode()
-    def matting(self, image: torch.Tensor, trimask: torch.Tensor) -> dict[str, torch.Tensor]:
-        check_matting_inputs(image, trimask)
-        parts = []
-        for start in range(0, image.shape[0], self.chunk):
-            batch = image[start:start + self.chunk]
-            count, _, height, width = batch.shape
-            shapes = {name: (count, 3, height, width) for name in MATTING_OUTPUTS[:3]}
-            shapes["feature"] = (count, self.feature_channels, height, width)
-            results = self._run(self.session, {"image": batch, "trimask": trimask[start:start + self.chunk]}, shapes)
-            parts.append(dict(zip(MATTING_OUTPUTS, results)))
-        if len(parts) == 1:
-            return parts[0]
-        return {name: torch.cat([part[name] for part in parts]) for name in MATTING_OUTPUTS}
+    def _matting_batch(self, image: torch.Tensor, trimask: torch.Tensor) -> dict[str, torch.Tensor]:
+        count, _, height, width = image.shape
+        shapes = {name: (count, 3, height, width) for name in MATTING_OUTPUTS[:3]}
+        shapes["feature"] = (count, self.feature_channels, height, width)
+        results = self._run(self.session, {"image": image, "trimask": trimask}, shapes)
+        return dict(zip(MATTING_OUTPUTS, results))
 
     @torch.inference_mode()
     def refiner(self, image: torch.Tensor, trimatte: torch.Tensor, feature: torch.Tensor) -> torch.Tensor:

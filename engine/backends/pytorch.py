@@ -12,9 +12,10 @@ from .base import Backend
 class PyTorchBackend(Backend):
     name = "pytorch"
 
-    def __init__(self, model, reason: str = "", bf16: bool = False):
-        device = getattr(model, "device", None) or next(model.parameters()).device
-        super().__init__(reason, device, getattr(model, "width", 1.0), getattr(model, "weights_path", None))
+    def __init__(self, model, reason: str = "", bf16: bool = False, weights_path: str | None = None):
+        device = next(model.parameters()).device
+        super().__init__(reason, device, getattr(model, "width", 1.0),
+                         weights_path or getattr(model, "weights_path", None))
         self.model = model
         # bf16 autocast: optional, measured in scripts/bench_backends.py, never assumed faster
         self.bf16 = bool(bf16)
@@ -25,7 +26,7 @@ class PyTorchBackend(Backend):
         return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
     @torch.inference_mode()
-    def matting(self, image: torch.Tensor, trimask: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _matting_batch(self, image: torch.Tensor, trimask: torch.Tensor) -> dict[str, torch.Tensor]:
         with self._autocast():
             outputs = self.model.matting(image, trimask)
         return {key: value.float() for key, value in outputs.items()}

@@ -22,9 +22,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .figures import composite_layers, make_background, make_foreground
+from .figures import make_foreground
 from .foreground import estimate_foreground
-from .masks import simulate_guidance
+from .perturb import simulate_guidance
+from .scene import composite_layers, make_background
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 MIN_VISIBLE = 0.25   # a person must keep this fraction of their own alpha mass visible

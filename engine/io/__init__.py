@@ -2,10 +2,30 @@
 multilayer EXR mattes and PNGs, all written atomically."""
 
 from .atomic import atomic_path, temp_path_for, write_bytes_atomic
-from .exr import (MANIFEST_KEY, person_id, person_number, read_manifest, read_person_exr, write_person_exr,
-                  write_rgba_exr)
-from .images import (EXR_SUFFIXES, IMAGE_SUFFIXES, Frame, alpha_to_png, frame_from_array, linear_to_srgb,
-                     read_exr_channels, read_image, read_index, read_mask, srgb_to_linear, to_rgb8, write_png)
+from .exr import (
+                  MANIFEST_KEY,
+                  person_id,
+                  person_number,
+                  read_manifest,
+                  read_person_exr,
+                  write_person_exr,
+                  write_rgba_exr,
+)
+from .images import (
+                  EXR_SUFFIXES,
+                  IMAGE_SUFFIXES,
+                  Frame,
+                  alpha_to_png,
+                  frame_from_array,
+                  linear_to_srgb,
+                  read_exr_channels,
+                  read_image,
+                  read_index,
+                  read_mask,
+                  srgb_to_linear,
+                  to_rgb8,
+                  write_png,
+)
 from .video import VIDEO_SUFFIXES, VideoReader
 
 __all__ = [

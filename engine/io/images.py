@@ -25,7 +25,6 @@ from engine.errors import InputFileError
 from .atomic import atomic_path
 
 
-
 def _quiet_opencv() -> None:
     """Decoder warnings ("PNG input buffer is incomplete") would duplicate our one-line errors."""
     try:

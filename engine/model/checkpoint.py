@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from engine.errors import InputFileError
+from engine.io.atomic import atomic_path
 
 from .instmatt import InstMatt
 from .spectral_norm import fold_spectral_norm
@@ -114,19 +115,17 @@ def load_model(path: str | Path | None = None, device: str = "cpu", width: float
 
 def save_checkpoint(model: InstMatt, path: str | Path, half: bool = False, extra: dict | None = None) -> Path:
     """Write the (unfolded) weights atomically: ``.safetensors`` or the project's ``.pth``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state_dict = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
     if half:
         state_dict = {key: value.half() if value.is_floating_point() else value for key, value in state_dict.items()}
-    temporary = path.with_name(path.name + ".partial")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import save_file
-        metadata = {"format": FORMAT, "width": repr(model.width)}
-        if extra:
-            metadata["extra"] = json.dumps(extra)
-        save_file(state_dict, str(temporary), metadata=metadata)
-    else:
-        torch.save({"format": FORMAT, "width": model.width, "state_dict": state_dict, **(extra or {})}, str(temporary))
-    temporary.replace(path)
-    return path
+    with atomic_path(path) as temporary:
+        if Path(path).suffix == ".safetensors":
+            from safetensors.torch import save_file
+            metadata = {"format": FORMAT, "width": repr(model.width)}
+            if extra:
+                metadata["extra"] = json.dumps(extra)
+            save_file(state_dict, str(temporary), metadata=metadata)
+        else:
+            torch.save({"format": FORMAT, "width": model.width, "state_dict": state_dict, **(extra or {})},
+                       str(temporary))
+    return Path(path)

@@ -11,12 +11,9 @@ from torch import nn
 from .aspp import ASPP
 from .decoder import TriMatteDecoder, UpBlock
 from .encoder import BasicBlock, ShortcutEncoder
-from .spectral_norm import SpectralNorm
 from .refiner import MultiInstanceRefiner
+from .spectral_norm import SpectralNorm
 from .widths import Widths
-
-# People per network pass when K is large: bounds peak memory, results are identical.
-DEFAULT_CHUNK = 4
 
 
 class InstMatt(nn.Module):
@@ -28,7 +25,6 @@ class InstMatt(nn.Module):
         self.aspp = ASPP(widths, self.encoder.out_channels)
         self.decoder = TriMatteDecoder(widths, self.aspp.out_channels)
         self.refiner = MultiInstanceRefiner(self.decoder.feature_channels, widths(16))
-        self.chunk = DEFAULT_CHUNK
         if initialise:  # skipped when a checkpoint overwrites every tensor anyway
             self._initialise()
 
@@ -54,14 +50,10 @@ class InstMatt(nn.Module):
         bottleneck, skips = self.encoder(torch.cat([image, trimask], dim=1))
         return self.decoder(self.aspp(bottleneck), skips)
 
-    def matting(self, image: torch.Tensor, trimask: torch.Tensor, chunk: int | None = None) -> dict[str, torch.Tensor]:
-        """``forward`` over K people in chunks of ``chunk`` (default ``self.chunk``) -> dict of (K,.,H,W)."""
-        chunk = chunk or self.chunk
+    def matting(self, image: torch.Tensor, trimask: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``forward`` with its inputs checked -> dict of (K,.,H,W) (backends run it in chunks)."""
         if image.shape[0] != trimask.shape[0]:
             raise ValueError(f"image batch {image.shape[0]} != trimask batch {trimask.shape[0]}")
         if image.shape[-1] % 32 or image.shape[-2] % 32:
             raise ValueError(f"height and width must be multiples of 32, got {tuple(image.shape[-2:])}")
-        parts = [self.forward(image[i:i + chunk], trimask[i:i + chunk]) for i in range(0, image.shape[0], chunk)]
-        if len(parts) == 1:
-            return parts[0]
-        return {key: torch.cat([part[key] for part in parts]) for key in parts[0]}
+        return self.forward(image, trimask)

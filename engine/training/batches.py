@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from engine.data.synth import Composite, LayerPool, trimatte_targets
-from engine.pipeline import IMAGENET_MEAN, IMAGENET_STD
-from engine.trimask import build_trimasks
+from engine.inference.preprocess import IMAGENET_MEAN, IMAGENET_STD
+from engine.inference.trimask import build_trimasks
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 The held-out set is drawn from its own seed and its own generated figures (never in the
 training pool) plus any real people named in ``data.holdout_people``. Each image carries
-simulated guidance masks; the network is run with ``engine.pipeline.matte`` exactly as at
+simulated guidance masks; the network is run with ``engine.inference.pipeline.matte`` exactly as at
 inference, and its alphas are stored as 8-bit (as a PNG would hold them) before IMQ is
 computed. The masks-as-alpha baseline scores the guidance masks themselves.
 """
@@ -60,7 +60,7 @@ class ChannelMask(torch.nn.Module):
 
 
 def imq_of(predictions, heldout: HeldOut) -> dict:
-    from engine.metrics import IMQAccumulator
+    from engine.evaluation.metrics import IMQAccumulator
 
     acc = IMQAccumulator()
     for pred, gt in zip(predictions, heldout.alphas):
@@ -76,7 +76,7 @@ def baseline_imq(heldout: HeldOut) -> dict:
 @torch.no_grad()
 def predict(model, heldout: HeldOut, refine: str = "none", channels=(1.0, 1.0, 1.0)) -> list[np.ndarray]:
     """8-bit alphas (K,H,W) per held-out image, person k from guidance mask k; model left as found."""
-    from engine.pipeline import matte
+    from engine.inference.pipeline import matte
 
     was_training = model.training
     model.eval()

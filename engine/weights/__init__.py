@@ -8,6 +8,6 @@ WEIGHTS_DIR = Path(__file__).resolve().parent
 SHIPPED = WEIGHTS_DIR / "instmatt_tiny.safetensors"
 
 
-def default_weights_path() -> Path | None:
-    """The shipped tiny checkpoint, or None when this build has none (random weights then)."""
-    return SHIPPED if SHIPPED.is_file() else None
+def default_weights_path() -> Path:
+    """The shipped tiny checkpoint (always part of the package)."""
+    return SHIPPED

@@ -34,13 +34,13 @@ def engine_status() -> str | None:
     if not os.path.isfile(ENGINE_PYTHON):
         return f"the engine's environment is missing ({ENGINE_PYTHON})"
     try:
-        proc = subprocess.run([ENGINE_PYTHON, "-c", "import engine.serve"], cwd=REPO, capture_output=True,
+        proc = subprocess.run([ENGINE_PYTHON, "-c", "import engine.commands.serve"], cwd=REPO, capture_output=True,
                               text=True, timeout=300)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"cannot run the engine's Python: {exc}"
     if proc.returncode != 0:
         lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
-        return "'import engine.serve' fails in .venv: " + (lines[-1] if lines else f"exit {proc.returncode}")
+        return "'import engine.commands.serve' fails in .venv: " + (lines[-1] if lines else f"exit {proc.returncode}")
     return None
 
 

@@ -21,7 +21,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)  # blender_helpers, fake_engine
 
-from blender_helpers import ADDON, FAKE_ENGINE, PACKAGE_DIR, REPO_MODULE, make_plate_sequence  # noqa: E402
+from blender_helpers import (  # noqa: E402
+    ADDON,
+    FAKE_ENGINE,
+    PACKAGE_DIR,
+    REPO_MODULE,
+    make_plate_sequence,
+)
 
 # Blender must never write into the user's own configuration: set this before bpy loads.
 if "bpy" not in sys.modules:

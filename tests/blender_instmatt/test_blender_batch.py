@@ -9,8 +9,14 @@ import sys
 import textwrap
 
 import pytest
-from blender_helpers import box_mask, load_plate, read_exr_channels
-from blender_helpers import FAKE_ENGINE, PACKAGE_DIR, REPO
+from blender_helpers import (
+    FAKE_ENGINE,
+    PACKAGE_DIR,
+    REPO,
+    box_mask,
+    load_plate,
+    read_exr_channels,
+)
 
 BATCH = os.path.join(PACKAGE_DIR, "batch.py")
 

@@ -6,7 +6,15 @@ import os
 
 import numpy as np
 import pytest
-from blender_helpers import H, NOBODY, PEOPLE_BOXES, W, load_plate, render_outputs, write_matte_exrs
+from blender_helpers import (
+    NOBODY,
+    PEOPLE_BOXES,
+    H,
+    W,
+    load_plate,
+    render_outputs,
+    write_matte_exrs,
+)
 
 
 def _value(pid, frame):

@@ -2,7 +2,7 @@
 serve --stdio``), as Blender runs it: a 3-frame sequence, 2 people given as a Mask
 datablock, mattes into EXR layers, one Image-node socket per person, rendered alpha.
 
-Skipped with the reason when the engine's environment cannot import ``engine.serve``.
+Skipped with the reason when the engine's environment cannot import ``engine.commands.serve``.
 """
 
 from __future__ import annotations
@@ -12,9 +12,17 @@ import os
 
 import numpy as np
 import pytest
-from blender_helpers import H, PEOPLE_BOXES, W, box_mask, load_plate, read_exr_channels, read_manifest, render_outputs
-from blender_helpers import engine_status
-
+from blender_helpers import (
+    PEOPLE_BOXES,
+    H,
+    W,
+    box_mask,
+    engine_status,
+    load_plate,
+    read_exr_channels,
+    read_manifest,
+    render_outputs,
+)
 
 
 @pytest.fixture(scope="module", autouse=True)

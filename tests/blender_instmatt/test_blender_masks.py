@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 import pytest
-from blender_helpers import H, PEOPLE_BOXES, W, box_mask, render_outputs
+from blender_helpers import PEOPLE_BOXES, H, W, box_mask, render_outputs
 
 
 def _blender_mask_render(bpy, addon, scene, mask, width, height, out_dir):

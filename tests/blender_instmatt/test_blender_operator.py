@@ -13,8 +13,17 @@ import types
 
 import numpy as np
 import pytest
-from blender_helpers import (H, NOBODY, PEOPLE_BOXES, W, box_mask, load_plate, read_exr_channels, read_manifest,
-                             render_outputs)
+from blender_helpers import (
+    NOBODY,
+    PEOPLE_BOXES,
+    H,
+    W,
+    box_mask,
+    load_plate,
+    read_exr_channels,
+    read_manifest,
+    render_outputs,
+)
 
 
 def _temp_dirs():

@@ -6,10 +6,24 @@ import json
 
 import pytest
 
-from build_trt.cache import (cache_key, engine_key_fields, file_sha256, onnx_key_fields, read_sidecar,
-                             sidecar_path, stale_reason, tensors_sha256, write_sidecar)
-from build_trt.tensorrt_build import (BuildError, Profile, TensorRTUnavailable, precision_plan,
-                                      timing_cache_path)
+from build_trt.tensorrt_build import (
+    BuildError,
+    Profile,
+    TensorRTUnavailable,
+    precision_plan,
+    timing_cache_path,
+)
+from engine.backends.cache import (
+    cache_key,
+    engine_key_fields,
+    file_sha256,
+    onnx_key_fields,
+    read_sidecar,
+    sidecar_path,
+    stale_reason,
+    tensors_sha256,
+    write_sidecar,
+)
 
 PROFILE = Profile((1, 64, 64), (2, 320, 320), (4, 640, 640)).as_dict()
 
@@ -74,7 +88,7 @@ def test_sidecar_marks_engines_stale(tmp_path):
 
 
 def test_onnx_cache_reexports_when_its_sidecar_disagrees(tiny_model, tmp_path):
-    from build_trt.export import cached_graphs
+    from engine.backends.onnx_export import cached_graphs
 
     path, refiner = cached_graphs(tiny_model, "weights-hash", tmp_path)
     assert path.is_file() and refiner.is_file() and sidecar_path(path).is_file()
@@ -127,7 +141,7 @@ def test_timing_cache_is_per_tensorrt_and_gpu(tmp_path):
 def test_default_engine_cache_dir(monkeypatch, tmp_path):
     from pathlib import Path
 
-    from build_trt.cache import engines_dir
+    from engine.backends.cache import engines_dir
 
     monkeypatch.delenv("INSTMATT_CACHE_DIR", raising=False)
     assert engines_dir() == Path.home() / ".cache" / "blender-instmatt" / "engines"

@@ -10,9 +10,14 @@ import torch
 from onnx import TensorProto, helper
 
 from build_trt.__main__ import main
-from build_trt.export import (ExportError, matting_graph, refiner_graph, refiner_path_for)
-from build_trt.fp16 import fold_batchnorm, remove_identities
-from build_trt.ops import FORBIDDEN_OPS, operator_problems
+from engine.backends.onnx_export import (
+    ExportError,
+    matting_graph,
+    refiner_graph,
+    refiner_path_for,
+)
+from engine.backends.onnx_fp16 import fold_batchnorm, remove_identities
+from engine.backends.onnx_ops import FORBIDDEN_OPS, operator_problems
 
 OUTPUTS = ("alpha_os1", "alpha_os4", "alpha_os8", "feature")
 

@@ -41,7 +41,7 @@ def cuda_model():
 def test_engine_matches_pytorch_through_the_pipeline(cuda_model, tmp_path, precision, tolerance, make_scene):
     from build_trt.tensorrt_build import Profile
     from engine.backends import create_backend
-    from engine.pipeline import matte
+    from engine.inference.pipeline import matte
 
     reference = create_backend("pytorch", weights=cuda_model, device="cuda")
     backend = create_backend("tensorrt", weights=cuda_model, device="cuda", cache_dir=tmp_path,
@@ -57,11 +57,11 @@ def test_engine_matches_pytorch_through_the_pipeline(cuda_model, tmp_path, preci
 
 
 def test_engine_is_cached_and_rebuilt_when_stale(cuda_model, tmp_path):
-    from build_trt.cache import sidecar_path
-    from build_trt.export import cached_graphs
-    from build_trt.cache import tensors_sha256
-    from build_trt.tensorrt_build import Profile, ensure_engine, timing_cache_path
     import tensorrt
+
+    from build_trt.tensorrt_build import Profile, ensure_engine, timing_cache_path
+    from engine.backends.cache import sidecar_path, tensors_sha256
+    from engine.backends.onnx_export import cached_graphs
 
     cpu_model = __import__("copy").deepcopy(cuda_model).cpu()
     onnx_path, _ = cached_graphs(cpu_model, tensors_sha256(cpu_model.state_dict()), tmp_path)

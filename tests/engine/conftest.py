@@ -55,12 +55,8 @@ def tiny_weights(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model(tiny_weights):
     """A random width-0.25 network behind the backend interface (eager PyTorch, CPU)."""
-    try:
-        from engine.backends import create_backend
-    except ImportError:
-        from engine.model import load_model
+    from engine.backends import create_backend
 
-        return load_model(tiny_weights, "cpu")
     return create_backend("pytorch", weights=str(tiny_weights), device="cpu", threads=1)
 
 

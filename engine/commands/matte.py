@@ -1,0 +1,86 @@
+"""``instmatt matte``: footage in, one multilayer EXR of per-person alphas per frame out.
+
+    instmatt matte plate.####.exr -o out/            # detector + tracker, all frames
+    instmatt matte clip.mp4 -o out/clip.####.exr --frames 1-48 --png
+    instmatt matte plate.####.exr -o out/ --masks roto/ --refine dense
+
+The job itself is :class:`engine.job.MatteJob`; this module is its command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+
+from engine import settings as defaults
+from engine.job import build_job
+from engine.settings import BACKENDS, REFINE_MODES, MatteSettings
+
+from .progress import InterruptGuard, ProgressBar, setup_logging
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", metavar="INPUT",
+                        help="an image, a folder of images, a frame pattern (shot.####.exr) or a video file")
+    parser.add_argument("-o", "--output", required=True, metavar="OUT",
+                        help="a folder (files OUT/<input stem>.####.exr) or a pattern such as out/shot.####.exr")
+    parser.add_argument("--frames", metavar="FIRST-LAST", help="only these frames, e.g. 1001-1100 (video frames count from 1)")
+    guide = parser.add_mutually_exclusive_group()
+    guide.add_argument("--masks", metavar="DIR", help="per-person masks instead of the detector: DIR/<frame, 4 digits>/<NN>.png")
+    guide.add_argument("--index", metavar="PATTERN", help="one ID image per frame instead of the detector (0 = nobody)")
+    parser.add_argument("--weights", metavar="PATH", help="InstMatt weights (default: the shipped checkpoint)")
+    parser.add_argument("--backend", default=defaults.BACKEND, choices=BACKENDS, help="inference backend (default: auto)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for the network")
+    parser.add_argument("--refine", default=defaults.REFINE, choices=REFINE_MODES,
+                        help="multi-instance refinement: windowed (the authors'), dense (whole frame) or none")
+    parser.add_argument("--max-side", type=int, default=defaults.MAX_SIDE,
+                        help=f"longest side the network sees (default {defaults.MAX_SIDE})")
+    parser.add_argument("--score", type=float, default=defaults.SCORE,
+                        help=f"detector: minimum person score (default {defaults.SCORE})")
+    parser.add_argument("--min-area", type=float, default=defaults.MIN_AREA,
+                        help=f"detector: minimum mask area as a fraction of the frame (default {defaults.MIN_AREA})")
+    parser.add_argument("--detector-weights", metavar="PATH",
+                        help="Mask R-CNN weights (default: torchvision's cache, maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth)")
+    parser.add_argument("--detector-size", type=int, default=defaults.DETECTOR_SIZE,
+                        help=f"detector: shorter side of the frame it sees (default {defaults.DETECTOR_SIZE}; "
+                             f"smaller is faster)")
+    parser.add_argument("--png", action="store_true", help="also write one PNG alpha per person")
+    parser.add_argument("--rgba", action="store_true", help="also write premultiplied RGBA cut-outs per person")
+    parser.add_argument("--overwrite", action="store_true", help="recompute frames whose EXR already exists")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def settings_from_args(args) -> MatteSettings:
+    return MatteSettings(max_side=args.max_side, refine=args.refine, score=args.score, min_area=args.min_area,
+                         write_png=args.png, write_rgba=args.rgba, backend=args.backend, weights=args.weights,
+                         detector_weights=args.detector_weights, detector_size=args.detector_size,
+                         overwrite=args.overwrite, device=args.device, threads=args.threads)
+
+
+def run(args) -> int:
+    setup_logging()
+    settings = settings_from_args(args)
+    if args.masks:
+        guidance = {"kind": "masks", "path": args.masks}
+    elif args.index:
+        guidance = {"kind": "index", "path": args.index}
+    else:
+        guidance = {"kind": "detector"}
+    cancel = threading.Event()
+    bar = ProgressBar(quiet=args.quiet)
+    job = build_job(args.input, args.output, args.frames, guidance, settings, bar, cancel)
+    with InterruptGuard(cancel):
+        result = job.run()
+    out_dir = os.path.dirname(job.output_pattern) or "."
+    summary = (f"instmatt matte: {result.written} frames written, {result.skipped} already there"
+               + (f", {result.failed} failed" if result.failed else "")
+               + f"; people: {', '.join(result.people) or 'none'}; output in {out_dir}")
+    if result.cancelled:
+        summary += " (stopped early: rerun the same command to resume)"
+    print(summary, file=sys.stderr)
+    if result.failed:
+        return 2
+    return 130 if result.cancelled else 0

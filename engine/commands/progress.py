@@ -1,0 +1,86 @@
+"""What a command-line job shows: a tqdm progress bar, errors as one line each, the
+logging set-up, and the Ctrl-C guard that lets the frame in hand finish."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+
+from tqdm import tqdm
+
+from engine.job import Listener
+
+
+class ProgressBar(Listener):
+    """Frames done, frames per second and time left on stderr (tqdm); errors above the bar."""
+
+    def __init__(self, program: str = "instmatt matte", quiet: bool = False, stream=None):
+        self.program = program
+        self.quiet = quiet
+        self.stream = stream or sys.stderr
+        self.bar: tqdm | None = None
+        self.errors: list[str] = []
+
+    def progress(self, done, total, frame, fps, eta_s) -> None:
+        if self.quiet:
+            return
+        if self.bar is None:
+            # mininterval: a log file gets a line every few seconds, a terminal a live bar
+            self.bar = tqdm(total=total, unit="frame", file=self.stream, dynamic_ncols=True,
+                            mininterval=0.5 if self.stream.isatty() else 2.0,
+                            bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} frames  {postfix}  {remaining} left")
+        rate = f"{fps:.2f} fps" if fps else "-- fps"
+        self.bar.set_postfix_str(f"{rate} (frame {frame})", refresh=False)
+        self.bar.update(done - self.bar.n)
+        if done >= total:
+            self.close()
+
+    def error(self, message, file, fatal) -> None:
+        self.errors.append(message)
+        line = f"{self.program}: error: {message}"
+        if self.bar is not None:
+            self.bar.write(line, file=self.stream)
+        else:
+            print(line, file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+class InterruptGuard:
+    """First Ctrl-C: finish the frame in hand, then stop. Second: stop now (the frame is discarded)."""
+
+    def __init__(self, cancel: threading.Event, program: str = "instmatt matte"):
+        self.cancel = cancel
+        self.program = program
+        self.previous = None
+
+    def _handler(self, signum, frame):
+        if self.cancel.is_set():
+            raise KeyboardInterrupt
+        self.cancel.set()
+        sys.stderr.write(f"\n{self.program}: stopping after the frame in hand (Ctrl-C again to stop at once)\n")
+        sys.stderr.flush()
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
+def setup_logging(verbose: bool = False) -> None:
+    root = logging.getLogger("instmatt")
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("instmatt: %(levelname)s: %(message)s"))
+        root.addHandler(handler)
+    root.setLevel(logging.INFO if verbose else logging.WARNING)
+    root.propagate = False

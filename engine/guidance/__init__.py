@@ -1,0 +1,49 @@
+"""Who is in each frame: the guidance masks that tell InstMatt which person is which.
+
+Three sources, one interface (``people(frame, image) -> Guide``, see :mod:`.base`):
+
+- ``DetectorGuidance`` (:mod:`.detector`): Mask R-CNN finds the people; IDs come from
+  the tracker (:mod:`.tracking`).
+- ``MaskFolderGuidance`` (:mod:`.masks`): the artist's masks, ``DIR/<frame, 4
+  digits>/<NN>.png`` (one image per person, ``NN`` = the person's number, so ``03.png``
+  is ``person_03``; 8/16-bit, float or EXR; ``person_03.png`` works too). A frame folder
+  may be empty (nobody there) but must exist. For a single image, ``DIR/<NN>.png``
+  without a frame folder also works.
+- ``IndexGuidance`` (:mod:`.index`): one ID image per frame (a pattern such as
+  ``ids.####.png``, a folder, or one file for a single frame): each pixel holds its
+  person's number, 0 = nobody; 8/16-bit grey PNG/TIFF or EXR (e.g. Blender's IndexOB pass).
+
+With artist guidance the artist's numbering is the ID; the tracker is not used.
+"""
+
+from __future__ import annotations
+
+from engine.errors import UserError
+from engine.settings import MatteSettings
+
+from .base import Guidance, Guide
+from .index import IndexGuidance
+from .masks import ArrayGuidance, MaskFolderGuidance
+
+
+def make_guidance(kind: str = "detector", path: str | None = None,
+                  settings: MatteSettings | None = None) -> Guidance:
+    """Guidance from the CLI / protocol fields (the detector's settings from ``settings``)."""
+    settings = settings or MatteSettings()
+    if kind == "masks":
+        if not path:
+            raise UserError("guidance 'masks' needs a path: DIR/<frame, 4 digits>/<NN>.png")
+        return MaskFolderGuidance(path)
+    if kind == "index":
+        if not path:
+            raise UserError("guidance 'index' needs a path: a pattern such as ids.####.png")
+        return IndexGuidance(path)
+    if kind == "detector":
+        from .detector import DetectorGuidance, PersonDetector
+
+        return DetectorGuidance(PersonDetector(settings.detector_weights, settings.score, settings.min_area,
+                                               settings.device, size=settings.detector_size))
+    raise UserError(f"unknown guidance kind {kind!r} (use detector, masks or index)")
+
+
+__all__ = ["ArrayGuidance", "Guidance", "Guide", "IndexGuidance", "MaskFolderGuidance", "make_guidance"]

@@ -1,0 +1,222 @@
+"""Footage in, one multilayer EXR of per-person alphas per frame out: the job in small steps.
+
+Per frame: skip it when its EXR is already there (resume), else read it (8/16-bit or
+linear float) -> guidance (detector, mask folder or ID image) -> stable IDs (the tracker,
+for the detector) -> InstMatt on all people -> optional PNG / RGBA side files -> the EXR,
+written atomically last, so its presence means the frame is done. The tracker picks up
+from the last written frame, so resumed and split jobs keep their IDs where the previous
+frame is on disk. The same job runs behind ``instmatt matte`` and ``instmatt serve``; only
+the listener differs (a progress bar there, JSON events here).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+
+import numpy as np
+
+from engine.errors import InputFileError
+from engine.io import (
+    person_id,
+    person_number,
+    read_manifest,
+    read_person_exr,
+    write_person_exr,
+)
+from engine.io.patterns import format_pattern
+from engine.settings import MatteSettings
+
+from .listener import JobResult, Listener
+from .outputs import SideFiles, add_absent_layers, with_absent_people
+
+log = logging.getLogger("instmatt")
+
+STAGES = ("read", "guidance", "network", "write")
+
+
+def _engine_version() -> str:
+    import engine
+
+    return engine.__version__
+
+
+class MatteJob:
+    def __init__(self, source, output_pattern: str, guidance, backend, settings: MatteSettings,
+                 frames: list[int] | None = None, listener: Listener | None = None,
+                 cancel: threading.Event | None = None, tracker=None):
+        self.source = source
+        self.output_pattern = output_pattern
+        self.guidance = guidance
+        self._backend = backend  # the network, or a function that loads it (only when a frame needs it)
+        self.settings = settings
+        self.frames = list(source.frames if frames is None else frames)
+        self.listener = listener or Listener()
+        self.cancel = cancel or threading.Event()
+        self.tracker = tracker
+        self.side_files = SideFiles(output_pattern, settings.write_png, settings.write_rgba)
+        self.timings = dict.fromkeys(STAGES, 0.0)
+        # per frame written: the person IDs and, for each, the index of its guidance mask
+        self.assignments: dict[int, tuple[list[str], list[int]]] = {}
+        self._computed = 0
+        self._computed_seconds = 0.0
+
+    @property
+    def backend(self):
+        if callable(self._backend) and not hasattr(self._backend, "matting"):
+            self._backend = self._backend()
+        return self._backend
+
+    def path(self, frame: int) -> str:
+        return format_pattern(self.output_pattern, frame)
+
+    # -- the loop -------------------------------------------------------------------------------
+    def run(self) -> JobResult:
+        self.settings.check()
+        self.guidance.check(self.frames)
+        if self.guidance.tracked and self.tracker is None:
+            from engine.guidance.tracking import Tracker
+
+            self.tracker = Tracker()
+        result = JobResult()
+        total = len(self.frames)
+        start = time.perf_counter()
+        if total:
+            self.listener.progress(0, total, self.frames[0], None, None)  # the job has started
+        for index, frame in enumerate(self.frames):
+            if self.cancel.is_set():
+                result.cancelled = True
+                break
+            if not self._skip_existing(frame, result):
+                self._compute(frame, result)
+            self._progress(index + 1, total, frame)
+        add_absent_layers([self.path(frame) for frame in self.frames], result.people)
+        result.seconds = time.perf_counter() - start
+        result.timings = dict(self.timings)
+        if self.cancel.is_set() and result.frames + result.failed < total:
+            result.cancelled = True
+        return result
+
+    # -- step 1: a frame already done -----------------------------------------------------------
+    def _skip_existing(self, frame: int, result: JobResult) -> bool:
+        """True when the frame's EXR is ours and complete (it is then kept, side files added)."""
+        path = self.path(frame)
+        if not os.path.exists(path) or self.settings.overwrite:
+            return False
+        people = self._existing_people(path)
+        if people is None:
+            return False
+        if self.side_files.kinds:
+            try:  # side files asked for now, next to an EXR written before
+                ids, alphas, _ = read_person_exr(path)
+                self.side_files.write(frame, lambda: self.source.read(frame), alphas, ids, only_missing=True)
+            except InputFileError as exc:
+                result.failed += 1
+                self.listener.error(str(exc), exc.path, False)
+        result.add_people(people)
+        result.skipped += 1
+        result.frames += 1
+        self.listener.frame(frame, path, people, True)
+        return True
+
+    @staticmethod
+    def _existing_people(path: str) -> list[str] | None:
+        """The people of an EXR already written (None when it is not one of ours / unreadable)."""
+        try:
+            manifest = read_manifest(path)
+        except InputFileError as exc:
+            log.warning("%s; it will be recomputed", exc)
+            return None
+        return None if manifest is None else list(manifest.get("people", []))
+
+    # -- step 2: compute ------------------------------------------------------------------------
+    def _compute(self, frame: int, result: JobResult) -> None:
+        frame_start = time.perf_counter()
+        try:
+            t0 = time.perf_counter()
+            image = self.source.read(frame)
+            t1 = time.perf_counter()
+            guide, masks, numbers, present = self._people(frame, image)
+            t2 = time.perf_counter()
+        except InputFileError as exc:
+            result.failed += 1
+            self.listener.error(str(exc), exc.path, False)
+            return
+        from engine.inference import matte
+
+        alphas = matte(self.backend, image.rgb8, masks, refine=self.settings.refine, max_side=self.settings.max_side)
+        t3 = time.perf_counter()
+        ids = [person_id(n) for n in numbers]
+        result.add_people(ids)
+        self._write(frame, image, alphas, ids, guide, present, result.people)
+        t4 = time.perf_counter()
+        for key, value in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+            self.timings[key] += value
+        self.assignments[frame] = (ids, present)
+        result.written += 1
+        result.frames += 1
+        self._computed += 1
+        self._computed_seconds += time.perf_counter() - frame_start
+        self.listener.frame(frame, self.path(frame), ids, False)
+
+    def _people(self, frame: int, image):
+        """Guidance for the frame: (guide, masks ordered by person number, numbers, mask indices)."""
+        guide = self.guidance.people(frame, image.rgb8)
+        masks = np.asarray(guide.masks, np.float32)
+        present = [k for k in range(masks.shape[0]) if (masks[k] > 0).any()]
+        if guide.numbers is not None:
+            numbers = [guide.numbers[k] for k in present]
+        else:
+            self._seed_tracker(frame)
+            numbers = self.tracker.update(masks[present], image.rgb8)
+        order = sorted(range(len(numbers)), key=lambda k: numbers[k])
+        present = [present[k] for k in order]
+        return guide, masks[present], [numbers[k] for k in order], present
+
+    def _seed_tracker(self, frame: int) -> None:
+        """Continue the IDs of the frame before, when its EXR is on disk (resume, split shots)."""
+        if self.tracker is None or self.tracker.tracks or self.tracker.seen:
+            return
+        before = [f for f in self.source.frames if f < frame]
+        if not before or not os.path.isfile(self.path(before[-1])):
+            return
+        previous = self.path(before[-1])
+        try:
+            ids, alphas, _ = read_person_exr(previous)
+        except InputFileError:
+            return
+        numbers = [person_number(pid) for pid in ids]
+        # all-zero layers stand for people out of view: they are not where the tracks are
+        keep = [k for k, n in enumerate(numbers) if n is not None and alphas[k].any()]
+        self.tracker.seed([numbers[k] for k in keep], alphas[keep] if keep else alphas)
+        log.info("tracker continues the %d people of %s", len(keep), previous)
+
+    # -- step 3: write --------------------------------------------------------------------------
+    def _write(self, frame: int, image, alphas, ids: list[str], guide, present: list[int],
+               shot_people: list[str]) -> None:
+        layer_ids, layer_alphas = with_absent_people(ids, alphas, shot_people)
+        manifest = {
+            "people": layer_ids,
+            "visible": ids,
+            "source": self.source.path,
+            "source_file": self.source.file_for(frame),
+            "frame": frame,
+            "size": [int(image.shape[1]), int(image.shape[0])],
+            "weights": self.backend.weights_path,
+            "backend": self.backend.name,
+            "engine_version": _engine_version(),
+            "guidance": self.guidance.describe(),
+            "settings": self.settings.manifest(),
+        }
+        if guide.scores is not None:
+            manifest["scores"] = {pid: round(float(guide.scores[k]), 4) for pid, k in zip(ids, present)}
+        self.side_files.write(frame, image, alphas, ids, only_missing=False)
+        write_person_exr(self.path(frame), layer_alphas, layer_ids, manifest, shape=image.shape)  # last: means done
+
+    def _progress(self, done: int, total: int, frame: int) -> None:
+        seconds = self._computed_seconds
+        fps = self._computed / seconds if self._computed and seconds > 0 else None
+        eta = (total - done) / fps if fps else None
+        self.listener.progress(done, total, frame, fps, eta)

@@ -1,0 +1,84 @@
+"""Every default, choice and check of the engine, once.
+
+The command line (``instmatt matte``, ``instmatt serve``), the serve protocol's options
+and the Blender add-on's preference defaults all come from here; a test keeps the
+add-on's copy (it cannot import the engine) in step with these values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from engine.errors import UserError
+
+# The paper's inference: longest side capped at 1280.
+MAX_SIDE = 1280
+MIN_MAX_SIDE = 64
+REFINE_MODES = ("windowed", "dense", "none")
+REFINE = "windowed"
+BACKENDS = ("auto", "pytorch", "onnxruntime", "tensorrt")
+BACKEND = "auto"
+# The paper's detector: persons with score >= 0.7 and a mask of at least 2 % of the frame.
+SCORE = 0.7
+MIN_AREA = 0.02
+DETECTOR_SIZE = 800  # shorter side the detector sees (torchvision's default)
+MIN_DETECTOR_SIZE = 64
+GUIDANCE_KINDS = ("detector", "masks", "index")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_detector(score, min_area, size) -> None:
+    """The detector's settings, checked once for the CLI, the server and the detector itself."""
+    if not _is_number(score) or not 0.0 <= float(score) <= 1.0:
+        raise UserError(f"score must be within [0, 1], got {score!r}")
+    if not _is_number(min_area) or not 0.0 <= float(min_area) < 1.0:
+        raise UserError(f"min_area must be a fraction of the frame within [0, 1), got {min_area!r}")
+    if not _is_int(size) or size < MIN_DETECTOR_SIZE:
+        raise UserError(f"detector_size must be an integer of at least {MIN_DETECTOR_SIZE}, got {size!r}")
+
+
+@dataclass
+class MatteSettings:
+    """How a matte job runs; the same fields as ``instmatt matte``'s options and the protocol's."""
+
+    max_side: int = MAX_SIDE
+    refine: str = REFINE
+    score: float = SCORE
+    min_area: float = MIN_AREA
+    write_png: bool = False
+    write_rgba: bool = False
+    backend: str = BACKEND
+    weights: str | None = None
+    detector_weights: str | None = None
+    detector_size: int = DETECTOR_SIZE
+    overwrite: bool = False
+    device: str | None = None
+    threads: int | None = None
+
+    def check(self) -> None:
+        if self.refine not in REFINE_MODES:
+            raise UserError(f"refine must be one of {', '.join(REFINE_MODES)}, got {self.refine!r}")
+        if not _is_int(self.max_side) or self.max_side < MIN_MAX_SIDE:
+            raise UserError(f"max_side must be an integer of at least {MIN_MAX_SIDE}, got {self.max_side!r}")
+        if self.backend not in BACKENDS:
+            raise UserError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        if self.threads is not None and (not _is_int(self.threads) or self.threads < 1):
+            raise UserError(f"threads must be a positive integer, got {self.threads!r}")
+        check_detector(self.score, self.min_area, self.detector_size)
+
+    def manifest(self) -> dict:
+        return {"max_side": self.max_side, "refine": self.refine, "score": self.score, "min_area": self.min_area}
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(field.name for field in fields(cls))
+
+    def as_dict(self) -> dict:
+        return asdict(self)
