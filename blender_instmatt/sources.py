@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import bpy
 
+from .client.frames import frames_on_disk
+
 _DIGITS = re.compile(r"^(.*?)(\d+)(\D*)$")
 
 
@@ -62,19 +64,6 @@ def sequence_pattern(path: str) -> tuple[str, int, int]:
         raise SourceError(f"{filename}: an image sequence needs a frame number in the file name")
     head, digits, tail = match.groups()
     return os.path.join(folder, f"{head}{'#' * len(digits)}{tail}{ext}"), int(digits), len(digits)
-
-
-def frames_on_disk(pattern: str) -> list[int]:
-    """Frame numbers of the files that match a ``#`` pattern (any number of digits >= #)."""
-    folder, filename = os.path.split(pattern)
-    count = filename.count("#")
-    head, _, rest = filename.partition("#" * count)
-    regex = re.compile("^" + re.escape(head) + r"(\d{%d,})" % count + re.escape(rest) + "$")
-    try:
-        names = os.listdir(folder or ".")
-    except OSError:
-        return []
-    return sorted(int(m.group(1)) for m in map(regex.match, names) if m)
 
 
 def _image_user_offset(context, image) -> int | None:

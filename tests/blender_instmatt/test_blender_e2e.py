@@ -47,7 +47,7 @@ def test_real_engine_end_to_end(bpy, addon, prefs, scene, plate_sequence, tmp_pa
 
     result = bpy.ops.instmatt.matte_people(image=plate.name, mask=mask.name)
     assert result == {"FINISHED"}
-    hello = addon.engine_client.current_engine().hello
+    hello = addon.client.shared.current_engine().hello
     assert hello["protocol"] == 1
     trained = bool(hello.get("weights"))
     shipped = os.path.join(os.path.dirname(__file__), "..", "..", "engine", "weights", "instmatt_tiny.safetensors")
@@ -119,7 +119,7 @@ def test_real_engine_cancel_and_resume(bpy, addon, prefs, scene, plate_sequence)
         assert sorted(read_exr_channels(path)) == ["person_01.A", "person_02.A"]
     if result == {"CANCELLED"}:
         assert len(files) < 3
-    assert addon.operators.active_run() is None
+    assert addon.run.active_run() is None
     assert bpy.ops.instmatt.matte_people(image=plate.name, mask=mask.name) == {"FINISHED"}
     assert len(glob.glob(os.path.join(scene.instmatt.output_dir, "*", "instmatt.*.exr"))) == 3
 
