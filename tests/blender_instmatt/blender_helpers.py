@@ -76,13 +76,14 @@ def engine_status() -> str | None:
     if not os.path.isfile(ENGINE_PYTHON):
         return f"the engine's environment is missing ({ENGINE_PYTHON})"
     try:
-        proc = subprocess.run([ENGINE_PYTHON, "-c", "import engine.serve"], cwd=REPO, capture_output=True,
+        # the command the add-on runs, not a module path: that may move, the CLI stays
+        proc = subprocess.run([ENGINE_PYTHON, "-m", "engine", "serve", "--help"], cwd=REPO, capture_output=True,
                               text=True, timeout=300)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"cannot run the engine's Python: {exc}"
     if proc.returncode != 0:
         lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
-        return "'import engine.serve' fails in .venv: " + (lines[-1] if lines else f"exit {proc.returncode}")
+        return "'python -m engine serve --help' fails in .venv: " + (lines[-1] if lines else f"exit {proc.returncode}")
     return None
 
 

@@ -2,7 +2,7 @@
 serve --stdio``), as Blender runs it: a 3-frame sequence, 2 people given as a Mask
 datablock, mattes into EXR layers, one Image-node socket per person, rendered alpha.
 
-Skipped with the reason when the engine's environment cannot import ``engine.serve``.
+Skipped with the reason when the engine's environment cannot run ``python -m engine serve --help``.
 """
 
 from __future__ import annotations
