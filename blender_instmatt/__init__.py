@@ -1,6 +1,6 @@
 """InstMatt People: one alpha matte per person in live footage, in Blender's compositor.
 
-The add-on imports bpy and the standard library only.  The matting itself runs in a
+The add-on imports bpy and the standard library only; its bpy-free half is ``client/``.  The matting itself runs in a
 separately installed engine process (``<engine python> -m engine serve --stdio``) that
 this add-on starts and talks to over JSON lines (docs/protocol.md), so torch never
 loads into Blender and an engine crash never takes Blender down.
@@ -12,7 +12,8 @@ import atexit
 
 import bpy
 
-from . import compositor, engine_client, exrheader, masks, operators, prefs, properties, raster, sources, ui  # noqa: F401
+from . import client, compositor, masks, operators, planning, prefs, properties, run, sources, ui  # noqa: F401
+from .client.shared import stop_shared_engine
 
 _MODULES = (prefs, properties, operators, ui)
 _atexit_registered = False
@@ -31,16 +32,16 @@ def register():
         if hasattr(module, "register"):
             module.register()
     if not _atexit_registered:
-        atexit.register(engine_client.stop_shared_engine)
+        atexit.register(stop_shared_engine)
         _atexit_registered = True
 
 
 def unregister():
     global _atexit_registered
-    operators.cancel_active()
-    engine_client.stop_shared_engine()
+    run.cancel_active()
+    stop_shared_engine()
     if _atexit_registered:
-        atexit.unregister(engine_client.stop_shared_engine)
+        atexit.unregister(stop_shared_engine)
         _atexit_registered = False
     for module in reversed(_MODULES):
         if hasattr(module, "unregister"):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import importlib.util
 import os
 import shutil
 import sys
@@ -74,15 +75,15 @@ def addon_module() -> str:
         if name.rsplit(".", 1)[-1] == "blender_instmatt":
             return name
     # Not enabled: register this package as an extension of a temporary local repository
-    # (a folder holding a link to it; the checkout's own folder where links are refused).
+    # (a folder holding the package staged with its manifest, which a checkout keeps one
+    # folder up; client/staging.py, loaded by path as this script is no package member).
     here = os.path.dirname(os.path.realpath(__file__))
-    folder = os.path.dirname(here)
-    try:
-        folder = tempfile.mkdtemp(prefix="instmatt_ext_")
-        os.symlink(here, os.path.join(folder, "blender_instmatt"), target_is_directory=True)
-        atexit.register(shutil.rmtree, folder, True)
-    except OSError:
-        folder = os.path.dirname(here)
+    spec = importlib.util.spec_from_file_location("instmatt_staging", os.path.join(here, "client", "staging.py"))
+    staging = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(staging)
+    folder = tempfile.mkdtemp(prefix="instmatt_ext_")
+    atexit.register(shutil.rmtree, folder, True)
+    staging.stage_extension(folder, here)
     repos = bpy.context.preferences.extensions.repos
     repo = repos.new(name="InstMatt (local)", module="instmatt_local", custom_directory=folder, source="USER")
     name = f"bl_ext.{repo.module}.blender_instmatt"

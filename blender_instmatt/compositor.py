@@ -14,84 +14,10 @@ never rewired, except that an unlinked output is fed the example result.
 
 from __future__ import annotations
 
-import re
-
 import bpy
 
-GROUP_NAME = "InstMatt People"
-UNION = "All People"
-CONTROLS = (
-    # name, default, min, max, description
-    ("Grow", 0.0, -200.0, 200.0, "Grow (positive) or shrink (negative) every matte, in pixels"),
-    ("Feather", 0.0, 0.0, 200.0, "Soften every matte's edge, in pixels"),
-    ("Clip Black", 0.0, 0.0, 1.0, "Alpha at or below this becomes 0"),
-    ("Clip White", 1.0, 0.0, 1.0, "Alpha at or above this becomes 1"),
-)
-PERSON = re.compile(r"^person_\d+$")
-
-
-# --------------------------------------------------------------------------- trees
-
-
-def is_v5(scene) -> bool:
-    return hasattr(scene, "compositing_node_group")
-
-
-def scene_tree(scene, create: bool = True):
-    """The scene's compositor tree, and whether it was created just now."""
-    if is_v5(scene):
-        tree = scene.compositing_node_group
-        if tree is None and create:
-            tree = bpy.data.node_groups.new(f"{scene.name} Compositing", "CompositorNodeTree")
-            scene.compositing_node_group = tree
-            return tree, True
-        return tree, False
-    created = not scene.use_nodes or scene.node_tree is None
-    if create:
-        scene.use_nodes = True
-    return scene.node_tree, created
-
-
-def _new(tree, *types):
-    """A new node of the first type this Blender knows (old and new node names)."""
-    error = None
-    for bl_idname in types:
-        try:
-            return tree.nodes.new(bl_idname)
-        except RuntimeError as exc:
-            error = exc
-    raise RuntimeError(f"none of {types} exists here: {error}")
-
-
-def _node(tree, name, *types):
-    """The node called ``name`` (replaced if it has the wrong type), or a new one."""
-    node = tree.nodes.get(name)
-    if node is not None and node.bl_idname not in types:
-        tree.nodes.remove(node)
-        node = None
-    if node is None:
-        node = _new(tree, *types)
-        node.name = name
-        node.label = name
-    return node
-
-
-def _input(node, *names, index=None):
-    for name in names:
-        socket = node.inputs.get(name)
-        if socket is not None and socket.enabled:
-            return socket
-    return node.inputs[index] if index is not None else None
-
-
-def _set_menu(socket, value) -> bool:
-    """Set a menu socket (5.x node options); False where it does not exist."""
-    try:
-        socket.default_value = value
-        return True
-    except (TypeError, ValueError, AttributeError):
-        return False
-
+from .nodes import input_socket, is_v5, named_node, scene_tree
+from .people_group import PERSON, UNION, people_group
 
 # --------------------------------------------------------------------------- mattes image
 
@@ -118,12 +44,6 @@ def load_mattes(paths: dict[int, str], name: str, single: bool, first: int | Non
     return image
 
 
-def frames_written(pattern: str) -> list[int]:
-    from .sources import frames_on_disk
-
-    return frames_on_disk(pattern)
-
-
 def set_sequence_user(user, first_scene_frame: int, first_image_frame: int, count: int) -> None:
     """Make an image user (Image node or ImageUser) play image frames
     ``first_image_frame ..`` from scene frame ``first_scene_frame`` on.
@@ -145,7 +65,7 @@ def people_sockets(node) -> list[str]:
 
 
 def image_node(tree, name: str, image, first_scene_frame=None, first_image_frame=None, count=None):
-    node = _node(tree, name, "CompositorNodeImage")
+    node = named_node(tree, name, "CompositorNodeImage")
     if node.image != image:
         node.image = image
     else:  # refresh the sockets after a reload with new layers
@@ -157,144 +77,6 @@ def image_node(tree, name: str, image, first_scene_frame=None, first_image_frame
 
 
 # --------------------------------------------------------------------------- the group
-
-
-def _interface_items(group, in_out):
-    return [item for item in group.interface.items_tree
-            if getattr(item, "item_type", "SOCKET") == "SOCKET" and item.in_out == in_out]
-
-
-def _ensure_socket(group, name, in_out, position=None, default=None, lo=None, hi=None, description=""):
-    item = next((i for i in _interface_items(group, in_out) if i.name == name), None)
-    if item is None:
-        item = group.interface.new_socket(name, description=description, in_out=in_out,
-                                          socket_type="NodeSocketFloat")
-    if default is not None and hasattr(item, "default_value"):
-        item.default_value = default
-    if lo is not None and hasattr(item, "min_value"):
-        item.min_value, item.max_value = lo, hi
-    if position is not None:
-        # positions count inputs and outputs together; outputs come first in 4.x/5.x
-        items = _interface_items(group, in_out)
-        if items.index(item) != position:
-            group.interface.move(item, items[position].position if position < len(items) else position)
-    return item
-
-
-def people_group(people: list[str]):
-    """The node group "InstMatt People" with sockets for at least ``people``.
-
-    Interface sockets are only ever added (never removed or renamed), so links into and
-    out of group nodes that an artist made survive a re-run with more people.
-    """
-    group = bpy.data.node_groups.get(GROUP_NAME)
-    if group is None or group.bl_idname != "CompositorNodeTree":
-        group = bpy.data.node_groups.new(GROUP_NAME, "CompositorNodeTree")
-    known = [i.name for i in _interface_items(group, "OUTPUT") if PERSON.match(i.name)]
-    wanted = sorted(set(known) | set(people), key=_person_key)
-    for index, person in enumerate(wanted):
-        _ensure_socket(group, person, "INPUT", position=index,
-                       description=f"{person}'s alpha from the InstMatt Mattes image")
-        _ensure_socket(group, person, "OUTPUT", position=index, description=f"{person}'s matte")
-    _ensure_socket(group, UNION, "OUTPUT", position=len(wanted), description="Every person's matte together")
-    for offset, (name, default, lo, hi, description) in enumerate(supported_controls(group)):
-        _ensure_socket(group, name, "INPUT", position=len(wanted) + offset, default=default, lo=lo, hi=hi,
-                       description=description)
-    _build_group_nodes(group, wanted)
-    return group
-
-
-def supported_controls(group) -> list[tuple]:
-    """The controls this Blender can drive from group sockets: Grow and Feather need the
-    Dilate/Erode and Blur options as sockets (5.0 has them, 4.2 does not); Clip works
-    everywhere."""
-    # (node, socket, socket type): 4.2's Blur has a "Size" input too, but it is a 0-1 factor
-    probe_types = {"Grow": ("CompositorNodeDilateErode", "Size", "INT"),
-                   "Feather": ("CompositorNodeBlur", "Size", "VECTOR")}
-    out = []
-    for control in CONTROLS:
-        probe = probe_types.get(control[0])
-        if probe is not None:
-            node = group.nodes.new(probe[0])
-            socket = node.inputs.get(probe[1])
-            ok = socket is not None and socket.type == probe[2]
-            group.nodes.remove(node)
-            if not ok:
-                continue
-        out.append(control)
-    return out
-
-
-def _person_key(name: str):
-    digits = re.sub(r"\D", "", name)
-    return (int(digits) if digits else 0, name)
-
-
-def _build_group_nodes(group, people: list[str]) -> None:
-    nodes, links = group.nodes, group.links
-    nodes.clear()
-    gin = nodes.new("NodeGroupInput")
-    gin.location = (-900, 0)
-    gout = nodes.new("NodeGroupOutput")
-    gout.location = (700, 0)
-    union = None
-    for row, person in enumerate(people):
-        y = -row * 260
-        value = gin.outputs[person]
-        # Clip: map [Clip Black, Clip White] to [0, 1], clamped
-        clip = _new(group, "ShaderNodeMapRange", "CompositorNodeMapRange")
-        clip.name = clip.label = f"{person} Clip"
-        clip.location = (-650, y)
-        if hasattr(clip, "clamp"):
-            clip.clamp = True
-        if hasattr(clip, "use_clamp"):
-            clip.use_clamp = True
-        links.new(value, _input(clip, "Value", index=0))
-        links.new(gin.outputs["Clip Black"], _input(clip, "From Min", index=1))
-        links.new(gin.outputs["Clip White"], _input(clip, "From Max", index=2))
-        value = clip.outputs[0]
-        # Grow / shrink
-        grow = nodes.new("CompositorNodeDilateErode")
-        grow.name = grow.label = f"{person} Grow"
-        grow.location = (-400, y)
-        links.new(value, _input(grow, "Mask", index=0))
-        size = grow.inputs.get("Size")
-        if size is not None and "Grow" in gin.outputs:  # 5.x: options are sockets
-            _set_menu(grow.inputs.get("Type"), "Distance")
-            links.new(gin.outputs["Grow"], size)
-        else:  # 4.2: options are properties, set on the node inside the group
-            grow.mode = "DISTANCE"
-            grow.distance = 0
-        value = grow.outputs[0]
-        # Feather
-        blur = nodes.new("CompositorNodeBlur")
-        blur.name = blur.label = f"{person} Feather"
-        blur.location = (-150, y)
-        links.new(value, _input(blur, "Image", index=0))
-        size = blur.inputs.get("Size")
-        if size is not None and size.type == "VECTOR" and "Feather" in gin.outputs:
-            links.new(gin.outputs["Feather"], size)
-        else:
-            blur.filter_type = "GAUSS"
-            blur.size_x = blur.size_y = 0
-        value = blur.outputs[0]
-        links.new(value, gout.inputs[person])
-        # Union: maximum over people
-        if union is None:
-            union = value
-        else:
-            maximum = _new(group, "ShaderNodeMath", "CompositorNodeMath")
-            maximum.operation = "MAXIMUM"
-            maximum.name = maximum.label = f"{UNION} {row}"
-            maximum.location = (150 + 60 * row, y)
-            links.new(union, maximum.inputs[0])
-            links.new(value, maximum.inputs[1])
-            union = maximum.outputs[0]
-    if union is None:
-        zero = _new(group, "ShaderNodeValue", "CompositorNodeValue")
-        zero.outputs[0].default_value = 0.0
-        union = zero.outputs[0]
-    links.new(union, gout.inputs[UNION])
 
 
 # --------------------------------------------------------------------------- wiring
@@ -319,7 +101,7 @@ def wire(scene, source, mattes_image, first_scene_frame, first_image_frame, coun
     mattes.location = (-600, 300)
     sockets = people_sockets(mattes) or list(people)
     group = people_group(sockets)
-    group_node = _node(tree, names["people"], "CompositorNodeGroup")
+    group_node = named_node(tree, names["people"], "CompositorNodeGroup")
     group_node.node_tree = group
     group_node.location = (-300, 300)
     group_node.width = 180
@@ -336,14 +118,14 @@ def wire(scene, source, mattes_image, first_scene_frame, first_image_frame, coun
 
 def _plate(tree, source, names, first_scene_frame, count):
     if source.kind == "CLIP" and source.clip is not None:
-        node = _node(tree, names["plate"], "CompositorNodeMovieClip")
+        node = named_node(tree, names["plate"], "CompositorNodeMovieClip")
         node.clip = source.clip
         return node
     if source.kind == "RENDER":
-        return _node(tree, names["plate"], "CompositorNodeRLayers")
+        return named_node(tree, names["plate"], "CompositorNodeRLayers")
     if source.image is None:
         return None
-    node = _node(tree, names["plate"], "CompositorNodeImage")
+    node = named_node(tree, names["plate"], "CompositorNodeImage")
     if node.image != source.image:
         node.image = source.image
     if source.kind in {"SEQUENCE", "MOVIE"} and first_scene_frame is not None:
@@ -360,15 +142,15 @@ def _example(scene, tree, created, source, names, group_node, person, first_scen
         return {}
     plate.location = (-600, -100)
     fresh = names["background"] not in tree.nodes
-    background = _node(tree, names["background"], "CompositorNodeRGB")
+    background = named_node(tree, names["background"], "CompositorNodeRGB")
     background.location = (-300, -250)
     if fresh:  # keep the artist's colour on re-runs
         background.outputs[0].default_value = (0.05, 0.25, 0.6, 1.0)
-    cutout = _node(tree, names["cutout"], "CompositorNodeSetAlpha")
+    cutout = named_node(tree, names["cutout"], "CompositorNodeSetAlpha")
     cutout.location = (0, -100)
-    tree.links.new(plate.outputs[0], _input(cutout, "Image", index=0))
-    tree.links.new(group_node.outputs[person], _input(cutout, "Alpha", index=1))
-    over = _node(tree, names["over"], "CompositorNodeAlphaOver")
+    tree.links.new(plate.outputs[0], input_socket(cutout, "Image", index=0))
+    tree.links.new(group_node.outputs[person], input_socket(cutout, "Alpha", index=1))
+    over = named_node(tree, names["over"], "CompositorNodeAlphaOver")
     over.location = (250, -100)
     if "Background" in over.inputs:  # 5.x
         tree.links.new(background.outputs[0], over.inputs["Background"])
@@ -376,7 +158,7 @@ def _example(scene, tree, created, source, names, group_node, person, first_scen
     else:  # 4.x: Fac, Image (background), Image (foreground)
         tree.links.new(background.outputs[0], over.inputs[1])
         tree.links.new(cutout.outputs[0], over.inputs[2])
-    viewer = _node(tree, names["viewer"], "CompositorNodeViewer")
+    viewer = named_node(tree, names["viewer"], "CompositorNodeViewer")
     viewer.location = (250, 300)
     tree.links.new(group_node.outputs[UNION], viewer.inputs[0])
     output = _connect_output(scene, tree, created, over.outputs[0])

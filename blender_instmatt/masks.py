@@ -13,7 +13,7 @@ import os
 
 import bpy
 
-from . import raster
+from .client import raster
 
 
 def person_layers(mask) -> list:

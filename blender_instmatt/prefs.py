@@ -5,7 +5,8 @@ import os
 import bpy
 from bpy.props import EnumProperty, FloatProperty, IntProperty, StringProperty
 
-from . import engine_client
+from .client import launch, shared
+from .client.process import EngineClient
 
 ADDON_ID = __package__
 ADDON_DIR = os.path.dirname(os.path.realpath(__file__))
@@ -26,7 +27,7 @@ REFINE_MODES = [
 
 def _on_engine_changed(self, context):
     # A different interpreter or command takes effect at the next run.
-    engine_client.stop_shared_engine()
+    shared.stop_shared_engine()
 
 
 class InstMattPreferences(bpy.types.AddonPreferences):
@@ -147,9 +148,9 @@ def get_prefs(context=None):
 
 
 def default_python_hint() -> str:
-    root = engine_client.find_engine_root(ADDON_DIR)
+    root = launch.find_engine_root(ADDON_DIR)
     if root:
-        return engine_client.default_python(root)
+        return launch.default_python(root)
     return "none found: set the engine Python"
 
 
@@ -168,7 +169,7 @@ def engine_launch(prefs) -> tuple[list[str], str | None, dict]:
     python = bpy.path.abspath(prefs.engine_python) if prefs.engine_python else ""
     command = prefs.engine_command if prefs.engine_mode == "COMMAND" else ""
     root = bpy.path.abspath(prefs.engine_root) if prefs.engine_root else ""
-    argv, cwd, env = engine_client.build_command(
+    argv, cwd, env = launch.build_command(
         python=python, command=command, engine_root=root, addon_dir=ADDON_DIR,
     )
     env["INSTMATT_CACHE_DIR"] = user_path("engines")
@@ -189,10 +190,10 @@ def engine_options(prefs, overwrite: bool = False) -> dict:
     return options
 
 
-def get_engine(prefs) -> engine_client.EngineClient:
+def get_engine(prefs) -> EngineClient:
     """The warm engine, started (or restarted) as the preferences say."""
     argv, cwd, env = engine_launch(prefs)
-    return engine_client.shared_engine(argv, cwd, env, log_path=os.path.join(user_path("logs"), "engine.log"))
+    return shared.shared_engine(argv, cwd, env, log_path=os.path.join(user_path("logs"), "engine.log"))
 
 
 classes = (InstMattPreferences,)

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import bpy
 
+from .client.frames import frames_on_disk
+
 _DIGITS = re.compile(r"^(.*?)(\d+)(\D*)$")
 
 
@@ -62,19 +64,6 @@ def sequence_pattern(path: str) -> tuple[str, int, int]:
         raise SourceError(f"{filename}: an image sequence needs a frame number in the file name")
     head, digits, tail = match.groups()
     return os.path.join(folder, f"{head}{'#' * len(digits)}{tail}{ext}"), int(digits), len(digits)
-
-
-def frames_on_disk(pattern: str) -> list[int]:
-    """Frame numbers of the files that match a ``#`` pattern (any number of digits >= #)."""
-    folder, filename = os.path.split(pattern)
-    count = filename.count("#")
-    head, _, rest = filename.partition("#" * count)
-    regex = re.compile("^" + re.escape(head) + r"(\d{%d,})" % count + re.escape(rest) + "$")
-    try:
-        names = os.listdir(folder or ".")
-    except OSError:
-        return []
-    return sorted(int(m.group(1)) for m in map(regex.match, names) if m)
 
 
 def _image_user_offset(context, image) -> int | None:
@@ -222,6 +211,29 @@ def from_clip(context, clip) -> Source:
     return Source("CLIP", clip.name, path, tuple(clip.size), offset=clip_offset, clip=clip)
 
 
+# kind -> (bpy.data collection, editor, attribute of the editor and the settings, Source maker, noun, editor name)
+_KINDS = {
+    "IMAGE": ("images", "IMAGE_EDITOR", "image", from_image, "image", "Image"),
+    "CLIP": ("movieclips", "CLIP_EDITOR", "clip", from_clip, "movie clip", "Clip"),
+}
+
+
+def _named_shown_or_chosen(context, kind: str, name: str, space, settings) -> Source:
+    """An image or clip: the one named, else the one its editor shows, else the panel's."""
+    collection, editor, attribute, make, noun, editor_name = _KINDS[kind]
+    if name:
+        block = getattr(bpy.data, collection).get(name)
+        if block is None:
+            raise SourceError(f"No {noun} named '{name}'")
+        return make(context, block)
+    shown = getattr(space, attribute, None) if getattr(space, "type", "") == editor else None
+    chosen = getattr(settings, attribute, None) if settings is not None else None
+    for block in (shown, chosen):
+        if block is not None:
+            return make(context, block)
+    raise SourceError(f"No {noun} to matte: open one in the {editor_name} editor or pick it in the InstMatt panel")
+
+
 def resolve(context, kind: str = "AUTO", image_name: str = "", clip_name: str = "") -> Source:
     """The source the operator works on.
 
@@ -232,36 +244,11 @@ def resolve(context, kind: str = "AUTO", image_name: str = "", clip_name: str = 
     space = getattr(context, "space_data", None)
     space_type = getattr(space, "type", "")
 
-    def named_image(name):
-        image = bpy.data.images.get(name)
-        if image is None:
-            raise SourceError(f"No image named '{name}'")
-        return image
-
-    def named_clip(name):
-        clip = bpy.data.movieclips.get(name)
-        if clip is None:
-            raise SourceError(f"No movie clip named '{name}'")
-        return clip
-
     if kind == "RENDER":
         return from_render_result(context)
-    if kind == "IMAGE" or (kind == "AUTO" and image_name):
-        if image_name:
-            return from_image(context, named_image(image_name))
-        if space_type == "IMAGE_EDITOR" and space.image is not None:
-            return from_image(context, space.image)
-        if settings is not None and settings.image is not None:
-            return from_image(context, settings.image)
-        raise SourceError("No image to matte: open one in the Image editor or pick it in the InstMatt panel")
-    if kind == "CLIP" or (kind == "AUTO" and clip_name):
-        if clip_name:
-            return from_clip(context, named_clip(clip_name))
-        if space_type == "CLIP_EDITOR" and space.clip is not None:
-            return from_clip(context, space.clip)
-        if settings is not None and settings.clip is not None:
-            return from_clip(context, settings.clip)
-        raise SourceError("No movie clip to matte: open one in the Clip editor or pick it in the InstMatt panel")
+    for wanted, name in (("IMAGE", image_name), ("CLIP", clip_name)):
+        if kind == wanted or (kind == "AUTO" and name):
+            return _named_shown_or_chosen(context, wanted, name, space, settings)
     # AUTO without names
     if space_type == "IMAGE_EDITOR" and space.image is not None:
         return from_image(context, space.image)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import operators
+from . import run
 
 
 def draw_panel(layout, context, editor: str) -> None:
@@ -39,7 +39,7 @@ def draw_panel(layout, context, editor: str) -> None:
     row.prop(settings, "overwrite")
     row.prop(settings, "setup_example")
     col.separator()
-    running = operators.active_run() is not None
+    running = run.active_run() is not None
     row = col.row()
     row.scale_y = 1.5
     row.enabled = not running

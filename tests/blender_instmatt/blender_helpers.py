@@ -2,31 +2,73 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
+import sys
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 PACKAGE_DIR = os.path.join(REPO, "blender_instmatt")
 FAKE_ENGINE = os.path.join(HERE, "fake_engine.py")
+BUILD_SCRIPT = os.path.join(REPO, "scripts", "build_extension.py")
 ENGINE_PYTHON = os.path.join(REPO, ".venv", "bin", "python")
 REPO_MODULE = "instmatt_test"
 ADDON = f"bl_ext.{REPO_MODULE}.blender_instmatt"
 
 
+def _load(name: str, path: str, package: bool = False):
+    """A module (or package) loaded by path under ``name``, outside Blender's package system."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(
+        name, path, submodule_search_locations=[os.path.dirname(path)] if package else None)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
-def validator_path() -> str | None:
-    spec = importlib.util.find_spec("bpy")
-    if spec is None:
-        return None
-    root = os.path.dirname(spec.origin)
-    for version in sorted(os.listdir(root), reverse=True):
-        path = os.path.join(root, version, "scripts", "addons_core", "bl_pkg", "cli", "blender_ext.py")
-        if os.path.isfile(path):
-            return path
-    return None
+
+def load_client(submodule: str):
+    """``blender_instmatt/client/<submodule>.py`` as ``instmatt_client.<submodule>``: the
+    bpy-free half runs in any Python, so its tests import it without registering the add-on
+    (and get their own engine singleton)."""
+    _load("instmatt_client", os.path.join(PACKAGE_DIR, "client", "__init__.py"), package=True)
+    return importlib.import_module(f"instmatt_client.{submodule}")
+
+
+def build_script():
+    """scripts/build_extension.py: stages the extension and runs Blender's extension tool."""
+    return _load("instmatt_build_extension", BUILD_SCRIPT)
+
+
+def enable_extension(bpy, repo_module: str, repo_name: str) -> tuple:
+    """Register the add-on the way Blender registers an extension: a local repository
+    folder holding the staged package (links to the checkout plus the manifest).
+    Returns ``(module, cleanup)``; ``cleanup()`` disables it and removes the repository."""
+    import addon_utils
+
+    repo_dir = tempfile.mkdtemp(prefix="instmatt_ext_repo_")
+    load_client("staging").stage_extension(repo_dir, PACKAGE_DIR)
+    repo = bpy.context.preferences.extensions.repos.new(
+        name=repo_name, module=repo_module, custom_directory=repo_dir, source="USER")
+    name = f"bl_ext.{repo_module}.blender_instmatt"
+    module = addon_utils.enable(name, default_set=True, handle_error=None)
+
+    def cleanup():
+        if name in bpy.context.preferences.addons:
+            addon_utils.disable(name, default_set=True)
+        try:
+            bpy.context.preferences.extensions.repos.remove(repo)
+        except (RuntimeError, ReferenceError):
+            pass
+        shutil.rmtree(repo_dir, ignore_errors=True)
+
+    return module, cleanup
 
 
 def engine_status() -> str | None:
@@ -34,15 +76,15 @@ def engine_status() -> str | None:
     if not os.path.isfile(ENGINE_PYTHON):
         return f"the engine's environment is missing ({ENGINE_PYTHON})"
     try:
-        proc = subprocess.run([ENGINE_PYTHON, "-c", "import engine.commands.serve"], cwd=REPO, capture_output=True,
+        # the command the add-on runs, not a module path: that may move, the CLI stays
+        proc = subprocess.run([ENGINE_PYTHON, "-m", "engine", "serve", "--help"], cwd=REPO, capture_output=True,
                               text=True, timeout=300)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"cannot run the engine's Python: {exc}"
     if proc.returncode != 0:
         lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
-        return "'import engine.commands.serve' fails in .venv: " + (lines[-1] if lines else f"exit {proc.returncode}")
+        return "'python -m engine serve --help' fails in .venv: " + (lines[-1] if lines else f"exit {proc.returncode}")
     return None
-
 
 
 # --------------------------------------------------------------------------- data

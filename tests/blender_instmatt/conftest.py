@@ -21,13 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)  # blender_helpers, fake_engine
 
-from blender_helpers import (  # noqa: E402
-    ADDON,
-    FAKE_ENGINE,
-    PACKAGE_DIR,
-    REPO_MODULE,
-    make_plate_sequence,
-)
+from blender_helpers import ADDON, FAKE_ENGINE, REPO_MODULE, enable_extension, make_plate_sequence  # noqa: E402
 
 # Blender must never write into the user's own configuration: set this before bpy loads.
 if "bpy" not in sys.modules:
@@ -64,23 +58,11 @@ def bpy():
 @pytest.fixture(scope="session")
 def addon(bpy):
     """The extension, registered the way Blender registers one; disabled at the end."""
-    import addon_utils
-
     bpy.ops.wm.read_factory_settings(use_empty=True)  # drops custom repos, so do it first
-    repo_dir = tempfile.mkdtemp(prefix="instmatt_ext_repo_")
-    os.symlink(PACKAGE_DIR, os.path.join(repo_dir, "blender_instmatt"))
-    repo = bpy.context.preferences.extensions.repos.new(
-        name="InstMatt Test", module=REPO_MODULE, custom_directory=repo_dir, source="USER")
-    module = addon_utils.enable(ADDON, default_set=True, handle_error=None)
+    module, cleanup = enable_extension(bpy, REPO_MODULE, "InstMatt Test")
     assert module is not None, "the extension failed to enable"
     yield module
-    if ADDON in bpy.context.preferences.addons:
-        addon_utils.disable(ADDON, default_set=True)
-    try:
-        bpy.context.preferences.extensions.repos.remove(repo)
-    except (RuntimeError, ReferenceError):
-        pass
-    shutil.rmtree(repo_dir, ignore_errors=True)
+    cleanup()
 
 
 @pytest.fixture
@@ -92,7 +74,7 @@ def prefs(bpy, addon):
     yield p
     for key, value in saved.items():
         setattr(p, key, value)
-    addon.engine_client.stop_shared_engine()
+    addon.client.shared.stop_shared_engine()
 
 
 @pytest.fixture

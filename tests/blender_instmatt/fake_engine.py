@@ -23,7 +23,7 @@ import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-RASTER = os.path.join(HERE, "..", "..", "blender_instmatt", "raster.py")
+RASTER = os.path.join(HERE, "..", "..", "blender_instmatt", "client", "raster.py")
 
 
 def _load_raster():

@@ -2,7 +2,7 @@
 serve --stdio``), as Blender runs it: a 3-frame sequence, 2 people given as a Mask
 datablock, mattes into EXR layers, one Image-node socket per person, rendered alpha.
 
-Skipped with the reason when the engine's environment cannot import ``engine.commands.serve``.
+Skipped with the reason when the engine's environment cannot run ``python -m engine serve --help``.
 """
 
 from __future__ import annotations
@@ -12,17 +12,9 @@ import os
 
 import numpy as np
 import pytest
-from blender_helpers import (
-    PEOPLE_BOXES,
-    H,
-    W,
-    box_mask,
-    engine_status,
-    load_plate,
-    read_exr_channels,
-    read_manifest,
-    render_outputs,
-)
+from blender_helpers import H, PEOPLE_BOXES, W, box_mask, load_plate, read_exr_channels, read_manifest, render_outputs
+from blender_helpers import engine_status
+
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -55,7 +47,7 @@ def test_real_engine_end_to_end(bpy, addon, prefs, scene, plate_sequence, tmp_pa
 
     result = bpy.ops.instmatt.matte_people(image=plate.name, mask=mask.name)
     assert result == {"FINISHED"}
-    hello = addon.engine_client.current_engine().hello
+    hello = addon.client.shared.current_engine().hello
     assert hello["protocol"] == 1
     trained = bool(hello.get("weights"))
     shipped = os.path.join(os.path.dirname(__file__), "..", "..", "engine", "weights", "instmatt_tiny.safetensors")
@@ -127,7 +119,7 @@ def test_real_engine_cancel_and_resume(bpy, addon, prefs, scene, plate_sequence)
         assert sorted(read_exr_channels(path)) == ["person_01.A", "person_02.A"]
     if result == {"CANCELLED"}:
         assert len(files) < 3
-    assert addon.operators.active_run() is None
+    assert addon.run.active_run() is None
     assert bpy.ops.instmatt.matte_people(image=plate.name, mask=mask.name) == {"FINISHED"}
     assert len(glob.glob(os.path.join(scene.instmatt.output_dir, "*", "instmatt.*.exr"))) == 3
 

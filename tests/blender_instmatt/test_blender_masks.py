@@ -126,7 +126,7 @@ def test_guidance_layout_and_animation(bpy, addon, scene, tmp_path):
     for frame in (1001, 1002, 1003):
         assert sorted(os.listdir(os.path.join(folder, str(frame)))) == ["01.png", "02.png"]
         for person in (1, 2):
-            w, h, data = addon.raster.read_png_gray(os.path.join(folder, str(frame), f"{person:02d}.png"))
+            w, h, data = addon.client.raster.read_png_gray(os.path.join(folder, str(frame), f"{person:02d}.png"))
             assert (w, h) == (W, H)
             images[frame, person] = np.frombuffer(bytes(data), np.uint8).reshape(H, W)
     sums = [int(images[f, 1].sum()) // 255 for f in (1001, 1002, 1003)]
@@ -152,12 +152,3 @@ def test_hidden_layers_are_not_people_and_holes_cut(bpy, addon):
     layer.use_fill_holes = False
     filled = np.frombuffer(bytes(addon.masks.rasterise(mask, W, H)[0]), np.uint8).reshape(H, W)
     assert holed[H // 2, int(0.2 * W)] == 0 and filled[H // 2, int(0.2 * W)] == 255
-
-
-def test_png_writer_round_trip(addon, tmp_path):
-    raster = addon.raster
-    data = bytearray((x * 7 + y * 3) % 256 for y in range(5) for x in range(9))
-    path = str(tmp_path / "t.png")
-    raster.write_png(path, data, 9, 5)
-    assert raster.read_png_gray(path) == (9, 5, data)
-    assert not os.path.exists(path + ".tmp")

@@ -78,13 +78,13 @@ def test_sync_run_with_masks(bpy, addon, fake_engine, shot, tmp_path):
 
 def test_warm_engine_is_reused_and_rerun_resumes(bpy, addon, fake_engine, shot):
     assert bpy.ops.instmatt.matte_people(image=shot.plate.name, mask=shot.mask.name, frame_end=2) == {"FINISHED"}
-    engine = addon.engine_client.current_engine()
+    engine = addon.client.shared.current_engine()
     pid = engine.pid
     mtimes = {f: os.path.getmtime(f) for f in _output_files(shot.scene)}
     assert len(mtimes) == 2
     time.sleep(0.05)
     assert bpy.ops.instmatt.matte_people(image=shot.plate.name, mask=shot.mask.name) == {"FINISHED"}
-    assert addon.engine_client.current_engine().pid == pid
+    assert addon.client.shared.current_engine().pid == pid
     files = _output_files(shot.scene)
     assert len(files) == 3
     assert all(os.path.getmtime(f) == mtimes[f] for f in mtimes)  # skipped, not recomputed
@@ -100,7 +100,7 @@ def test_engine_that_died_is_restarted(bpy, addon, fake_engine, shot):
         bpy.ops.instmatt.matte_people(image=shot.plate.name, mask=shot.mask.name)
     message = str(info.value)
     assert "engine stopped" in message and "exit code 3" in message and "simulated engine crash" in message
-    assert addon.operators.active_run() is None
+    assert addon.run.active_run() is None
     fake_engine("normal")
     assert bpy.ops.instmatt.matte_people(image=shot.plate.name, mask=shot.mask.name) == {"FINISHED"}
 
@@ -120,7 +120,7 @@ def test_engine_that_cannot_start_gives_a_clear_report(bpy, addon, prefs, fake_e
     with pytest.raises(RuntimeError) as info:
         bpy.ops.instmatt.matte_people(image=shot.plate.name, mask=shot.mask.name)
     assert expected in str(info.value)
-    assert addon.operators.active_run() is None
+    assert addon.run.active_run() is None
     assert _temp_dirs() == before
     assert _output_files(shot.scene) == []
     tree, _ = addon.compositor.scene_tree(shot.scene, create=False)
@@ -134,7 +134,7 @@ def test_engine_start_timeout(bpy, addon, prefs, fake_engine, shot):
     with pytest.raises(RuntimeError, match="did not start within 5 s"):
         bpy.ops.instmatt.matte_people(image=shot.plate.name, mask=shot.mask.name)
     assert time.monotonic() - t0 < 20
-    assert not addon.engine_client.current_engine().alive()
+    assert not addon.client.shared.current_engine().alive()
 
 
 def test_bad_requests_are_reported(bpy, addon, fake_engine, shot):
@@ -221,7 +221,7 @@ def test_modal_progress_and_finish(bpy, addon, fake_engine, shot):
     fake_engine("normal", delay=0.3)
     op = _driver(addon, image=shot.plate.name, mask=shot.mask.name)
     op._run = op._begin(bpy.context)
-    assert op._run is not None and addon.operators.active_run() is op._run
+    assert op._run is not None and addon.run.active_run() is op._run
     # a second run is refused while this one is going
     with pytest.raises(RuntimeError, match="already running"):
         bpy.ops.instmatt.matte_people(image=shot.plate.name, mask=shot.mask.name)
@@ -238,7 +238,7 @@ def test_modal_progress_and_finish(bpy, addon, fake_engine, shot):
     result = _tick_until(bpy, op, lambda r: r != {"PASS_THROUGH"})
     assert result == {"FINISHED"}
     assert ("INFO", "InstMatt: 3 frames matted, 2 people: person_01, person_02") in op.reports
-    assert addon.operators.active_run() is None
+    assert addon.run.active_run() is None
 
 
 def test_modal_cancel_leaves_no_partial_files(bpy, addon, fake_engine, shot):
@@ -259,12 +259,12 @@ def test_modal_cancel_leaves_no_partial_files(bpy, addon, fake_engine, shot):
         assert sorted(read_exr_channels(path)) == ["person_01.A", "person_02.A"]
     assert _temp_dirs() == before
     # Blender is clean: no run, no InstMatt nodes, status says so
-    assert addon.operators.active_run() is None
+    assert addon.run.active_run() is None
     tree, _ = addon.compositor.scene_tree(shot.scene, create=False)
     assert tree is None or not [n for n in tree.nodes if n.name.startswith("InstMatt")]
     assert shot.scene.instmatt.status == "Cancelled"
     # the engine stays warm, and a re-run resumes and completes
-    engine = addon.engine_client.current_engine()
+    engine = addon.client.shared.current_engine()
     assert engine.alive()
     fake_engine("normal", delay=0.0)  # a different command restarts the engine
     assert bpy.ops.instmatt.matte_people(image=shot.plate.name, mask=shot.mask.name) == {"FINISHED"}
@@ -281,9 +281,9 @@ def test_modal_second_escape_kills_a_stuck_engine(bpy, addon, fake_engine, shot)
     t0 = time.monotonic()
     result = op.modal(bpy.context, Event("ESC", "PRESS"))
     assert result == {"CANCELLED"} and time.monotonic() - t0 < 10
-    engine = addon.engine_client.current_engine()
+    engine = addon.client.shared.current_engine()
     assert not engine.alive()
-    assert addon.operators.active_run() is None
+    assert addon.run.active_run() is None
     assert [p for p in _output_files(shot.scene) if not p.endswith(".exr")] == []
 
 
@@ -292,7 +292,7 @@ def test_blender_cancelling_the_modal_stops_the_job(bpy, addon, fake_engine, sho
     op = _driver(addon, image=shot.plate.name, mask=shot.mask.name)
     op._run = op._begin(bpy.context)
     op.cancel(bpy.context)  # e.g. a file was loaded while it ran
-    assert op._run.closed and addon.operators.active_run() is None
+    assert op._run.closed and addon.run.active_run() is None
 
 
 def test_movie_clip_source_follows_the_clip_start(bpy, addon, fake_engine, shot, tmp_path):
@@ -343,7 +343,7 @@ def test_frames_missing_a_person_are_flagged(bpy, addon, shot, tmp_path):
     exr = OpenEXR.File(path1, separate_channels=True)
     OpenEXR.File(exr.header(), {"person_01.A": exr.channels()["person_01.A"].pixels}).write(path1)
     paths = {f: pattern.replace("####", f"{f:04d}") for f in (1, 2, 3)}
-    widest, people, warning = addon.operators.inspect_mattes(paths)
+    widest, people, warning = addon.client.matte_files.inspect_mattes(paths)
     assert widest == 2 and people == ["person_01", "person_02"]
     assert "person_02: 1 frame from 1" in warning and "instead of zero" in warning
     assert bpy.ops.instmatt.load_mattes(filepath=pattern, image=shot.plate.name) == {"FINISHED"}
@@ -352,5 +352,5 @@ def test_frames_missing_a_person_are_flagged(bpy, addon, shot, tmp_path):
     assert os.path.basename(mattes.image.filepath) == "instmatt.0002.exr"
     assert addon.compositor.people_sockets(mattes) == ["person_01", "person_02"]
     assert (mattes.frame_start, mattes.frame_offset, mattes.frame_duration) == (1, 0, 3)
-    _, _, warning = addon.operators.inspect_mattes({f: p for f, p in paths.items() if f != 1})
+    _, _, warning = addon.client.matte_files.inspect_mattes({f: p for f, p in paths.items() if f != 1})
     assert warning == ""

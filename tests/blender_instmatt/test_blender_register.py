@@ -8,7 +8,7 @@ import sys
 import zipfile
 
 import pytest
-from blender_helpers import ADDON, PACKAGE_DIR, REPO, validator_path
+from blender_helpers import ADDON, PACKAGE_DIR, REPO, build_script
 
 CLASSES = ("INSTMATT_OT_matte_people", "INSTMATT_OT_check_engine", "INSTMATT_OT_stop_engine",
            "INSTMATT_OT_load_mattes", "INSTMATT_PT_image", "INSTMATT_PT_clip", "INSTMATT_PT_compositor",
@@ -52,7 +52,7 @@ def test_unregister_and_register_again(bpy, addon):
         assert _registered(bpy) == []
         assert not hasattr(bpy.types.Scene, "instmatt")
         assert menu_funcs() == []
-        assert addon.engine_client.current_engine() is None
+        assert addon.client.shared.current_engine() is None
     finally:
         module = addon_utils.enable(ADDON, default_set=True, handle_error=None)
     assert module is not None
@@ -75,30 +75,24 @@ def test_unregister_stops_the_engine(bpy, addon, fake_engine):
         addon_utils.enable(ADDON, default_set=True, handle_error=None)
 
 
-def _validator(*args):
-    path = validator_path()
-    assert path, "blender_ext.py not found in the bpy wheel"
-    return subprocess.run([sys.executable, path, *args], capture_output=True, text=True, timeout=120)
-
-
 def test_manifest_validates():
-    # The manifest sits at the repository root and, as a link, next to __init__.py.
-    assert os.path.realpath(os.path.join(PACKAGE_DIR, "blender_manifest.toml")) == \
-        os.path.realpath(os.path.join(REPO, "blender_manifest.toml"))
-    proc = _validator("validate", PACKAGE_DIR)
+    # One manifest, at the repository root: the build script stages it beside __init__.py.
+    proc = build_script().run("validate")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Success" in proc.stdout
 
 
 def test_extension_builds_into_installable_zip(tmp_path):
-    proc = _validator("build", "--source-dir", PACKAGE_DIR, "--output-dir", str(tmp_path))
+    dist = tmp_path / "dist"  # missing: the build script creates it
+    proc = build_script().run("build", str(dist))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    (archive,) = [p for p in os.listdir(tmp_path) if p.endswith(".zip")]
+    (archive,) = [p for p in os.listdir(dist) if p.endswith(".zip")]
     assert archive == "blender_instmatt-0.1.0.zip"
-    names = zipfile.ZipFile(tmp_path / archive).namelist()
-    assert "__init__.py" in names and "blender_manifest.toml" in names and "engine_client.py" in names
+    names = zipfile.ZipFile(dist / archive).namelist()
+    assert {"__init__.py", "blender_manifest.toml", "operators.py", "client/process.py", "client/job.py"} <= set(names)
     assert not [n for n in names if "__pycache__" in n or n.startswith(("tests", "engine/", ".venv"))]
-    proc = _validator("validate", str(tmp_path / archive))
+    proc = subprocess.run([sys.executable, build_script().wheel_tool(), "validate", str(dist / archive)],
+                          capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -107,26 +101,17 @@ def test_addon_imports_no_torch_or_numpy():
     import ast
 
     allowed = set(sys.stdlib_module_names) | {"bpy", "addon_utils", "bpy_extras", "mathutils"}
-    for name in os.listdir(PACKAGE_DIR):
-        if not name.endswith(".py"):
-            continue
-        tree = ast.parse(open(os.path.join(PACKAGE_DIR, name), encoding="utf-8").read())
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                roots = [a.name.split(".")[0] for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0:
-                roots = [node.module.split(".")[0]]
-            else:
+    for folder, _, names in os.walk(PACKAGE_DIR):
+        for name in names:
+            if not name.endswith(".py"):
                 continue
-            for root in roots:
-                assert root in allowed, f"{name} imports {root}"
-
-
-def test_engine_client_has_no_bpy():
-    source = open(os.path.join(PACKAGE_DIR, "engine_client.py"), encoding="utf-8").read()
-    assert "import bpy" not in source
-    # and it runs on its own, outside Blender
-    proc = subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
-                           "import engine_client; print(engine_client.PROTOCOL_MAJOR)", PACKAGE_DIR],
-                          capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0 and proc.stdout.strip() == "1", proc.stderr
+            tree = ast.parse(open(os.path.join(folder, name), encoding="utf-8").read())
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import):
+                    roots = [a.name.split(".")[0] for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                    roots = [node.module.split(".")[0]]
+                else:
+                    continue
+                for root in roots:
+                    assert root in allowed, f"{name} imports {root}"

@@ -1,6 +1,6 @@
 """Make docs/img/blender_example.png: the add-on's example compositor set-up, rendered.
 
-    .venv-blender/bin/python tests/blender_instmatt/make_doc_picture.py [OUT.png]
+    .venv-blender/bin/python scripts/make_doc_picture.py [OUT.png]
 
 A generated plate with two figures, a Mask datablock with one layer per person, the
 "Matte People" operator against the protocol stand-in (fake_engine.py, whose mattes are
@@ -20,8 +20,8 @@ import sys
 import tempfile
 import zlib
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TESTS = os.path.join(REPO, "tests", "blender_instmatt")  # the add-on's test helpers and fake_engine.py
 os.environ["BLENDER_USER_RESOURCES"] = _USER = tempfile.mkdtemp(prefix="instmatt_doc_user_")
 
 import bpy  # noqa: E402
@@ -79,24 +79,16 @@ def figure_mask(mask, name, cx, hy, s):
 
 
 def main(out_path: str) -> None:
-    import addon_utils
-
-    sys.path.insert(0, HERE)
-    from blender_helpers import read_exr_channels, render_outputs
+    sys.path.insert(0, TESTS)
+    from blender_helpers import FAKE_ENGINE, enable_extension, render_outputs
 
     work = tempfile.mkdtemp(prefix="instmatt_doc_")
-    repo_dir = os.path.join(work, "repo")
-    os.makedirs(repo_dir)
-    os.symlink(os.path.join(REPO, "blender_instmatt"), os.path.join(repo_dir, "blender_instmatt"))
     bpy.ops.wm.read_factory_settings(use_empty=True)
-    repo = bpy.context.preferences.extensions.repos.new(name="doc", module="instmatt_doc",
-                                                        custom_directory=repo_dir, source="USER")
-    name = "bl_ext.instmatt_doc.blender_instmatt"
-    addon = addon_utils.enable(name, default_set=True, handle_error=None)
+    addon, cleanup = enable_extension(bpy, "instmatt_doc", "doc")
     try:
-        prefs = bpy.context.preferences.addons[name].preferences
+        prefs = bpy.context.preferences.addons[addon.__package__].preferences
         prefs.engine_mode = "COMMAND"
-        prefs.engine_command = f'"{sys.executable}" "{os.path.join(HERE, "fake_engine.py")}"'
+        prefs.engine_command = f'"{sys.executable}" "{FAKE_ENGINE}"'
         scene = bpy.context.scene
         scene.frame_start = scene.frame_end = 1
         scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = W, H, 100
@@ -126,8 +118,7 @@ def main(out_path: str) -> None:
             "p2": group.outputs["person_02"], "all": group.outputs["All People"],
             "over": nodes["InstMatt Over Background"].outputs[0]}, os.path.join(work, "out"))[1]
     finally:
-        addon_utils.disable(name, default_set=True)
-        bpy.context.preferences.extensions.repos.remove(repo)
+        cleanup()
         atexit.register(shutil.rmtree, work, True)
         atexit.register(shutil.rmtree, _USER, True)
 
@@ -147,7 +138,6 @@ def main(out_path: str) -> None:
                            axis=1)
     os.makedirs(os.path.dirname(out_path), exist_ok=True)
     write_png(out_path, np.round(sheet * 255).astype(np.uint8))
-    _ = read_exr_channels  # (used through render_outputs)
     print(f"wrote {out_path} ({sheet.shape[1]}x{sheet.shape[0]})")
 
 

@@ -1,0 +1,134 @@
+"""From the operator's properties (and the scene's InstMatt settings) to a :class:`Run`:
+the source, the frame range, the output pattern, the engine's request and its guidance.
+
+A property the caller set wins over the scene's panel settings, which win over the
+defaults.  Mask guidance is rasterised here, into a temporary folder the run removes.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import bpy
+
+from . import masks, prefs, sources
+from .run import Run
+
+OUTPUT_NAME = "instmatt.####.exr"
+
+
+class PlanError(Exception):
+    """The operator cannot start; the message is one line for the artist."""
+
+
+def _given(op, name: str) -> bool:
+    return op.properties.is_property_set(name)
+
+
+def output_pattern(context, source, explicit: str) -> str:
+    if explicit:
+        path = bpy.path.abspath(explicit)
+        if "#" not in os.path.basename(path):
+            path = os.path.join(path, OUTPUT_NAME)
+        return os.path.normpath(path)
+    settings = getattr(context.scene, "instmatt", None)
+    folder = settings.output_dir if settings is not None else "//instmatt/"
+    if folder.startswith("//") and not bpy.data.filepath:
+        folder = prefs.user_path("mattes")  # unsaved file: no '//' to resolve against
+    folder = bpy.path.abspath(folder)
+    return os.path.normpath(os.path.join(folder, bpy.path.clean_name(source.name), OUTPUT_NAME))
+
+
+def scene_range(op, scene, settings, source) -> tuple[int, int] | None:
+    """``(first, last)`` scene frames to matte; None for a still."""
+    if source.single:
+        return None
+    if _given(op, "frame_start") or _given(op, "frame_end"):
+        first = op.frame_start if _given(op, "frame_start") else scene.frame_start
+        last = op.frame_end if _given(op, "frame_end") else scene.frame_end
+    elif settings is not None and not settings.use_scene_range:
+        first, last = settings.frame_start, settings.frame_end
+    else:
+        first, last = scene.frame_start, scene.frame_end
+    if last < first:
+        raise PlanError(f"The frame range {first}-{last} is empty")
+    if source.available is not None:
+        lo, hi = source.available
+        if source.source_frame(first) < lo or source.source_frame(last) > hi:
+            raise PlanError(
+                f"Scene frames {first}-{last} need files {source.source_frame(first)}-"
+                f"{source.source_frame(last)} of '{source.name}', but only {lo}-{hi} exist")
+    return first, last
+
+
+def guidance_kind(op, settings) -> str:
+    """DETECTOR, MASK or INDEX: what the caller named, else the panel's choice."""
+    if op.guidance != "AUTO":
+        return op.guidance
+    if op.mask:
+        return "MASK"
+    if op.index_path:
+        return "INDEX"
+    return settings.guidance if settings is not None else "DETECTOR"
+
+
+def guidance_request(op, context, settings, run: Run) -> dict:
+    """The request's ``guidance``; rasterises a Mask into a folder of the run's."""
+    kind = guidance_kind(op, settings)
+    if kind == "MASK":
+        mask = masks.find_mask(op.mask) if op.mask else (settings.mask if settings is not None else None)
+        if mask is None:
+            raise PlanError("Mask guidance needs a Mask datablock (one layer per person)")
+        folder = tempfile.mkdtemp(prefix="instmatt_masks_")
+        run.temp_dirs.append(folder)
+        source = run.source
+        if run.scene_range is None:
+            frames = [(context.scene.frame_current, None)]
+        else:
+            first, last = run.scene_range
+            frames = [(f, source.source_frame(f)) for f in range(first, last + 1)]
+        masks.write_guidance(context, mask, frames, source.size, folder)
+        return {"kind": "masks", "path": folder}
+    if kind == "INDEX":
+        path = op.index_path or (settings.index_path if settings is not None else "")
+        if not path:
+            raise PlanError("ID-image guidance needs a frame pattern of ID images")
+        return {"kind": "index", "path": bpy.path.abspath(path)}
+    return {"kind": "detector"}
+
+
+def plan(op, context) -> Run:
+    """Turn the operator's properties (and the scene's InstMatt settings) into a Run."""
+    scene = context.scene
+    settings = getattr(scene, "instmatt", None)
+    try:
+        source = sources.resolve(context, op.source, op.image, op.clip)
+    except sources.SourceError as exc:
+        raise PlanError(str(exc)) from None
+    frames = scene_range(op, scene, settings, source)
+    output = output_pattern(context, source, op.output)
+    os.makedirs(os.path.dirname(output), exist_ok=True)
+
+    overwrite = op.overwrite if _given(op, "overwrite") else \
+        bool(settings.overwrite) if settings is not None else False
+    request = {
+        "type": "matte",
+        "input": source.input,
+        "output": output,
+        "options": prefs.engine_options(prefs.get_prefs(context), overwrite=overwrite),
+    }
+    if frames is not None:
+        request["frames"] = [source.source_frame(frames[0]), source.source_frame(frames[1])]
+    example = op.setup_compositor if _given(op, "setup_compositor") else \
+        bool(settings.setup_example) if settings is not None else True
+    run = Run(context, source, frames, output, request, example)
+    try:
+        request["guidance"] = guidance_request(op, context, settings, run)
+    except (KeyError, ValueError) as exc:
+        run.cleanup()
+        raise PlanError(str(exc.args[0]) if exc.args else str(exc)) from None
+    except BaseException:
+        run.cleanup()
+        raise
+    return run
