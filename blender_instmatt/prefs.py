@@ -5,7 +5,7 @@ import os
 import bpy
 from bpy.props import EnumProperty, FloatProperty, IntProperty, StringProperty
 
-from .client import launch, shared
+from .client import defaults, launch, shared
 from .client.process import EngineClient
 
 ADDON_ID = __package__
@@ -72,7 +72,7 @@ class InstMattPreferences(bpy.types.AddonPreferences):
         default="",
         update=_on_engine_changed,
     )
-    backend: EnumProperty(name="Backend", items=BACKENDS, default="auto")
+    backend: EnumProperty(name="Backend", items=BACKENDS, default=defaults.BACKEND)
     weights: StringProperty(
         name="Weights",
         description="A weights file (.safetensors). Empty: the tiny checkpoint that ships with the engine",
@@ -81,17 +81,17 @@ class InstMattPreferences(bpy.types.AddonPreferences):
     )
     score: FloatProperty(
         name="Detector Score", description="Minimum detection score for a person",
-        default=0.7, min=0.0, max=1.0,
+        default=defaults.SCORE, min=0.0, max=1.0,
     )
     min_area: FloatProperty(
         name="Minimum Area", description="Smallest person kept, as a fraction of the frame's area",
-        default=0.02, min=0.0, max=1.0, precision=3,
+        default=defaults.MIN_AREA, min=0.0, max=1.0, precision=3,
     )
     max_side: IntProperty(
         name="Max Side", description="Frames are matted with their longer side at most this many pixels",
-        default=1280, min=64, max=16384,
+        default=defaults.MAX_SIDE, min=defaults.MIN_MAX_SIDE, max=16384,
     )
-    refine: EnumProperty(name="Refine", items=REFINE_MODES, default="windowed")
+    refine: EnumProperty(name="Refine", items=REFINE_MODES, default=defaults.REFINE)
     start_timeout: FloatProperty(
         name="Start-up Timeout", description="Seconds the engine may take to start (it loads torch)",
         default=180.0, min=5.0, max=3600.0, subtype="TIME_ABSOLUTE",
@@ -130,12 +130,12 @@ class _Defaults:
     engine_python = ""
     engine_command = ""
     engine_root = ""
-    backend = "auto"
+    backend = defaults.BACKEND
     weights = ""
-    score = 0.7
-    min_area = 0.02
-    max_side = 1280
-    refine = "windowed"
+    score = defaults.SCORE
+    min_area = defaults.MIN_AREA
+    max_side = defaults.MAX_SIDE
+    refine = defaults.REFINE
     start_timeout = 180.0
 
 
