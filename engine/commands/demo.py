@@ -154,7 +154,7 @@ def run(args) -> int:
     from engine.evaluation.baselines import masks_as_alpha
     from engine.evaluation.metrics import IMQAccumulator
     from engine.guidance import ArrayGuidance
-    from engine.io import read_person_exr, write_png
+    from engine.io import read_person_exr, write_bytes_atomic, write_png
     from engine.io.patterns import format_pattern
     from engine.io.sources import ArraySource
     from engine.job import MatteJob
@@ -218,7 +218,7 @@ def run(args) -> int:
         "id_switches": switches, "instmatt": pred, "masks_as_alpha": base,
         "seconds": round(seconds, 2), "matting_fps": round(args.frames / max(result.seconds, 1e-9), 3),
     }
-    (out / "imq.json").write_text(json.dumps(summary, indent=2))
+    write_bytes_atomic(out / "imq.json", json.dumps(summary, indent=2).encode())
 
     print()
     print(f"InstMatt demo: {args.frames} frames, {args.width}x{args.height}, {args.people} people, "

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from engine.errors import UserError
+from engine.io.images import write_png
 
 SUBSETS = ("comp", "natural")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -112,15 +113,12 @@ def write_sample(root: str | Path, subset: str, name: str, image: np.ndarray, al
     root = Path(root)
     if image.dtype != np.uint8:
         image = np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
-    image_path = root / "images" / subset / f"{name}.jpg"
-    image_path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(image_path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality]):
-        raise OSError(f"cannot write {image_path}")
+    image_path = write_png(root / "images" / subset / f"{name}.jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
     for folder, stack in (("alphas", alphas), ("masks", masks)):
         if stack is None:
             continue
         out = root / folder / subset / name
-        out.mkdir(parents=True, exist_ok=True)
+        out.mkdir(parents=True, exist_ok=True)  # an empty folder still says "nobody here"
         for k, alpha in enumerate(stack):
-            cv2.imwrite(str(out / f"{k:02d}.png"), _to_png(alpha))
+            write_png(out / f"{k:02d}.png", _to_png(alpha))
     return image_path

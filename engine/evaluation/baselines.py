@@ -24,6 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from engine.errors import InputFileError, UserError
+from engine.io.images import alpha_to_png, write_png
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -133,9 +134,10 @@ def _read_image_rgb(path: Path) -> np.ndarray:
 
 def write_alpha(path: Path, alpha: np.ndarray) -> None:
     """8-bit PNG, the format the HIM2K ground truth and the authors' reader use."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), np.round(np.clip(alpha, 0, 1) * 255).astype(np.uint8)):
-        raise InputFileError(path, "cannot write")
+    try:
+        write_png(path, alpha_to_png(alpha, 8))
+    except OSError as exc:
+        raise InputFileError(path, f"cannot write: {exc.strerror or exc}") from None
 
 
 def produce(gt: Path, masks_root: Path, out: Path, method: str = "guided", subsets=None, progress: bool = True, **options) -> int:

@@ -287,14 +287,15 @@ def read_index(path: str | Path) -> np.ndarray:
 
 # --- writing ---------------------------------------------------------------------------------
 
-def write_png(path: str | Path, image: np.ndarray) -> Path:
-    """Atomic PNG write of grey (H,W) or RGB(A) (H,W,3|4) uint8/uint16 (RGB order)."""
+def write_png(path: str | Path, image: np.ndarray, params: list[int] | None = None) -> Path:
+    """Atomic write of grey (H,W) or RGB(A) (H,W,3|4) uint8/uint16 (RGB order); the format
+    follows the suffix (PNG, or JPEG with e.g. ``[cv2.IMWRITE_JPEG_QUALITY, 95]``)."""
     image = np.asarray(image)
     if image.ndim == 3 and image.shape[2] in (3, 4):
         image = image[..., [2, 1, 0, 3][:image.shape[2]]]
     with atomic_path(path) as tmp:
-        if not cv2.imwrite(str(tmp), np.ascontiguousarray(image)):
-            raise OSError(f"{path}: could not write PNG")
+        if not cv2.imwrite(str(tmp), np.ascontiguousarray(image), params or []):
+            raise OSError(f"{path}: could not write {Path(path).suffix.lstrip('.').upper()}")
     return Path(path)
 
 
