@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from engine.errors import UserError
-from engine.io.images import write_png
+from engine.io.images import unit_range, write_png
 
 SUBSETS = ("comp", "natural")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -96,8 +96,7 @@ def _read_gray(path: Path, shape) -> np.ndarray:
         raise UserError(f"cannot read {path}")
     if raw.ndim == 3:
         raw = raw[..., -1] if raw.shape[2] == 4 else raw[..., 0]
-    scale = 65535.0 if raw.dtype == np.uint16 else 255.0
-    alpha = raw.astype(np.float32) / scale
+    alpha = unit_range(raw)
     if alpha.shape != tuple(shape):   # the HIM2K reference evaluates at the image's size
         alpha = cv2.resize(alpha, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
     return alpha

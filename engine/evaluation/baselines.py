@@ -24,7 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from engine.errors import InputFileError, UserError
-from engine.io.images import alpha_to_png, write_png
+from engine.io.images import alpha_to_png, unit_range, write_png
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -38,13 +38,7 @@ def _mask_stack(masks, shape: tuple[int, int]) -> np.ndarray:
         raise ValueError(f"masks: expected (K, H, W), got shape {masks.shape}")
     if masks.shape[0] and masks.shape[1:] != tuple(shape):
         raise ValueError(f"masks are {masks.shape[2]}x{masks.shape[1]}, the image is {shape[1]}x{shape[0]}")
-    if masks.dtype == np.uint8:
-        out = masks.astype(np.float32) / 255
-    elif masks.dtype == np.uint16:
-        out = masks.astype(np.float32) / 65535
-    else:
-        out = masks.astype(np.float32)
-    return np.clip(out, 0.0, 1.0)
+    return unit_range(masks)
 
 
 def masks_as_alpha(image, masks) -> np.ndarray:

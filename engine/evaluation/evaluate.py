@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from engine.errors import InputFileError, UserError
 from engine.evaluation.metrics import ERRORS, IMQAccumulator
+from engine.io.images import unit_range
 
 TABLE_COLUMNS = [f"IMQ_{e}" for e in ERRORS] + [f"MQ_{e}" for e in ERRORS] + ["RQ"]
 
@@ -43,10 +44,8 @@ def read_alpha(path: Path) -> np.ndarray:
             image = image[:, :, 0]
         else:
             raise InputFileError(path, f"unsupported number of channels {image.shape[2]}")
-    if image.dtype == np.uint8:
-        return image.astype(np.float32) / np.float32(255)
-    if image.dtype == np.uint16:
-        return image.astype(np.float32) / np.float32(65535)
+    if image.dtype in (np.uint8, np.uint16):
+        return unit_range(image)
     raise InputFileError(path, f"unsupported pixel type {image.dtype}; expected an 8-bit or 16-bit PNG")
 
 

@@ -27,6 +27,8 @@ import numpy as np
 from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 
+from engine.io.images import unit_range
+
 THRESHOLDS = (0.5, 0.75)
 ERRORS = ("mad", "mse", "grad", "conn")
 
@@ -168,13 +170,7 @@ def _as_stack(alphas, name: str) -> np.ndarray:
         alphas = alphas[None]
     if alphas.ndim != 3:
         raise ValueError(f"{name}: expected (N, H, W) mattes, got shape {alphas.shape}")
-    if alphas.dtype == np.uint8:
-        return alphas.astype(np.float32) / np.float32(255)
-    if alphas.dtype == np.uint16:
-        return alphas.astype(np.float32) / np.float32(65535)
-    if alphas.dtype == bool:
-        return alphas.astype(np.float32)
-    return np.clip(alphas.astype(np.float32, copy=False), 0.0, 1.0)
+    return unit_range(alphas)
 
 
 def mask_iou(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:

@@ -220,7 +220,8 @@ def frame_from_array(rgb: np.ndarray, path: str | None = None) -> Frame:
 
 # --- guidance images ----------------------------------------------------------------------
 
-def _unit_range(plane: np.ndarray) -> np.ndarray:
+def unit_range(plane: np.ndarray) -> np.ndarray:
+    """uint8 / uint16 / bool / float pixels -> float32 in [0, 1] (the one conversion)."""
     if plane.dtype == np.uint8:
         return plane.astype(np.float32) / 255.0
     if plane.dtype == np.uint16:
@@ -247,14 +248,14 @@ def read_mask(path: str | Path) -> np.ndarray:
             plane = np.maximum(np.maximum(channels["R"], channels["G"]), channels["B"])
         else:
             plane = channels[_first_present(channels, ("A",)) or sorted(channels)[0]]
-        return _unit_range(plane)
+        return unit_range(plane)
     image = _decode(path)
     if image.ndim == 3:
         if image.shape[2] in (2, 4):
             image = image[..., -1]
         else:
             image = image.max(axis=2)
-    return _unit_range(image)
+    return unit_range(image)
 
 
 def read_index(path: str | Path) -> np.ndarray:
