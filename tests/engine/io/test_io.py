@@ -49,10 +49,12 @@ def test_person_exr_layout(tmp_path):
     exr = OpenEXR.File(str(path), separate_channels=True)
     header = exr.header()
     channels = exr.channels()
-    assert sorted(channels) == ["person_01.A", "person_03.A"]
-    for channel in channels.values():
-        assert channel.type() == OpenEXR.HALF
-        assert channel.pixels.shape == (6, 9)
+    people = [name for name in channels if name.startswith("person_")]
+    assert sorted(people) == ["person_01.A", "person_03.A"]
+    assert {"all_people.A", "background.A", "CryptoPerson00.R", "CryptoPerson00.A"} <= set(channels)
+    for name in people:
+        assert channels[name].type() == OpenEXR.HALF
+        assert channels[name].pixels.shape == (6, 9)
     assert header["compression"] == OpenEXR.ZIP_COMPRESSION
     assert header["type"] == OpenEXR.scanlineimage
     assert json.loads(header[MANIFEST_KEY])["people"] == ["person_01", "person_03"]
@@ -63,12 +65,13 @@ def test_person_exr_layout(tmp_path):
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]  # no temporary left
 
 
-def test_exr_without_people_has_bare_zero_alpha(tmp_path):
+def test_exr_without_people_has_empty_passes(tmp_path):
     path = write_person_exr(tmp_path / "empty.exr", np.zeros((0, 5, 7), np.float32), [], {"people": []}, shape=(5, 7))
     channels = OpenEXR.File(str(path), separate_channels=True).channels()
-    assert list(channels) == ["A"]
-    assert channels["A"].pixels.shape == (5, 7) and not channels["A"].pixels.any()
-    assert read_manifest(path) == {"people": []}
+    assert not [name for name in channels if name.startswith("person_")]
+    assert channels["all_people.A"].pixels.shape == (5, 7) and not channels["all_people.A"].pixels.any()
+    assert channels["background.A"].pixels.min() == 1.0
+    assert read_manifest(path)["people"] == []
     ids, alphas, _ = read_person_exr(path)
     assert ids == [] and alphas.shape == (0, 5, 7)
 
