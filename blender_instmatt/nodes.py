@@ -25,10 +25,23 @@ def scene_tree(scene, create: bool = True):
     return scene.node_tree, created
 
 
+def _accepts(tree, bl_idname: str) -> bool:
+    cls = getattr(bpy.types, bl_idname, None)
+    try:
+        return cls is not None and bool(cls.poll(tree))
+    except (TypeError, RuntimeError):
+        return False
+
+
 def new_node(tree, *types):
-    """A new node of the first type this Blender knows (old and new node names)."""
+    """A new node of the first type this Blender knows (old and new node names).
+
+    Types the tree says it accepts are tried first: a refused ``nodes.new`` prints
+    "Error: Cannot add node of type ..." even when the exception is caught (4.2 refuses
+    ShaderNodeMath in a compositor tree; 5.x accepts it but its poll says False for all).
+    """
     error = None
-    for bl_idname in types:
+    for bl_idname in sorted(types, key=lambda t: not _accepts(tree, t)):
         try:
             return tree.nodes.new(bl_idname)
         except RuntimeError as exc:
