@@ -7,6 +7,7 @@ add-on's copy (it cannot import the engine) in step with these values.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, fields
 
 from engine.errors import UserError
@@ -24,6 +25,15 @@ MIN_AREA = 0.02
 DETECTOR_SIZE = 800  # shorter side the detector sees (torchvision's default)
 MIN_DETECTOR_SIZE = 64
 GUIDANCE_KINDS = ("detector", "masks", "index")
+# The matte EXRs: compression, bit depth of the person passes, the union/background passes.
+COMPRESSIONS = ("zip", "piz", "dwaa")
+COMPRESSION = "zip"
+DEPTHS = ("half", "float")
+DEPTH = "half"
+UNION_PASS = True  # an "all_people.A" pass
+BACKGROUND_PASS = True  # a "background.A" pass (1 - union)
+LABEL_KEY = re.compile(r"^person_\d+$")
+MAX_LABEL = 63
 
 
 def _is_int(value) -> bool:
@@ -32,6 +42,19 @@ def _is_int(value) -> bool:
 
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_labels(labels) -> None:
+    """The artist's names for people: {"person_01": "Anna", ...} (IDs stay the channel names)."""
+    if labels is None:
+        return
+    if not isinstance(labels, dict):
+        raise UserError(f"labels must map person IDs to names, e.g. {{\"person_01\": \"Anna\"}}, got {labels!r}")
+    for key, name in labels.items():
+        if not isinstance(key, str) or not LABEL_KEY.match(key):
+            raise UserError(f"labels: {key!r} is not a person ID such as person_01")
+        if not isinstance(name, str) or not name.strip() or len(name) > MAX_LABEL:
+            raise UserError(f"labels: the name of {key} must be 1-{MAX_LABEL} characters, got {name!r}")
 
 
 def check_detector(score, min_area, size) -> None:
@@ -61,6 +84,11 @@ class MatteSettings:
     overwrite: bool = False
     device: str | None = None
     threads: int | None = None
+    compression: str = COMPRESSION
+    depth: str = DEPTH
+    union_pass: bool = UNION_PASS
+    background_pass: bool = BACKGROUND_PASS
+    labels: dict[str, str] | None = None
 
     def check(self) -> None:
         if self.refine not in REFINE_MODES:
@@ -71,6 +99,11 @@ class MatteSettings:
             raise UserError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if self.threads is not None and (not _is_int(self.threads) or self.threads < 1):
             raise UserError(f"threads must be a positive integer, got {self.threads!r}")
+        if self.compression not in COMPRESSIONS:
+            raise UserError(f"compression must be one of {', '.join(COMPRESSIONS)}, got {self.compression!r}")
+        if self.depth not in DEPTHS:
+            raise UserError(f"depth must be one of {', '.join(DEPTHS)}, got {self.depth!r}")
+        check_labels(self.labels)
         check_detector(self.score, self.min_area, self.detector_size)
 
     def manifest(self) -> dict:

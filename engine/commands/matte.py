@@ -15,8 +15,9 @@ import sys
 import threading
 
 from engine import settings as defaults
+from engine.errors import UserError
 from engine.job import build_job
-from engine.settings import BACKENDS, REFINE_MODES, MatteSettings
+from engine.settings import BACKENDS, COMPRESSIONS, DEPTHS, REFINE_MODES, MatteSettings
 
 from .progress import InterruptGuard, ProgressBar, setup_logging
 
@@ -49,15 +50,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"smaller is faster)")
     parser.add_argument("--png", action="store_true", help="also write one PNG alpha per person")
     parser.add_argument("--rgba", action="store_true", help="also write premultiplied RGBA cut-outs per person")
+    parser.add_argument("--compression", default=defaults.COMPRESSION, choices=COMPRESSIONS,
+                        help=f"EXR compression (default {defaults.COMPRESSION}; dwaa is lossy and smallest)")
+    parser.add_argument("--depth", default=defaults.DEPTH, choices=DEPTHS,
+                        help=f"bit depth of the alpha passes (default {defaults.DEPTH})")
+    parser.add_argument("--no-union", dest="union_pass", action="store_false",
+                        help="leave out the all_people.A pass (the union of everyone)")
+    parser.add_argument("--no-background", dest="background_pass", action="store_false",
+                        help="leave out the background.A pass (1 - union)")
+    parser.add_argument("--label", action="append", default=[], metavar="ID=NAME",
+                        help="name a person, e.g. --label person_01=Anna (or 1=Anna); repeatable. Names go into "
+                             "the manifest and the Cryptomatte layer; channels stay person_NN")
     parser.add_argument("--overwrite", action="store_true", help="recompute frames whose EXR already exists")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def parse_labels(items: list[str]) -> dict[str, str] | None:
+    """["person_01=Anna", "2=Stunt double"] -> {"person_01": "Anna", "person_02": "Stunt double"}."""
+    from engine.io import person_id
+
+    labels = {}
+    for item in items:
+        key, sep, name = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UserError(f"--label {item!r}: use ID=NAME, e.g. person_01=Anna")
+        labels[person_id(int(key)) if key.isdigit() else key] = name.strip()
+    return labels or None
 
 
 def settings_from_args(args) -> MatteSettings:
     return MatteSettings(max_side=args.max_side, refine=args.refine, score=args.score, min_area=args.min_area,
                          write_png=args.png, write_rgba=args.rgba, backend=args.backend, weights=args.weights,
                          detector_weights=args.detector_weights, detector_size=args.detector_size,
-                         overwrite=args.overwrite, device=args.device, threads=args.threads)
+                         overwrite=args.overwrite, device=args.device, threads=args.threads,
+                         compression=args.compression, depth=args.depth, union_pass=args.union_pass,
+                         background_pass=args.background_pass, labels=parse_labels(args.label))
 
 
 def run(args) -> int:

@@ -35,6 +35,7 @@ OPTION_TYPES = {
     "write_rgba": bool, "backend": str, "overwrite": bool,
     "weights": (str, type(None)), "detector_weights": (str, type(None)), "device": (str, type(None)),
     "threads": (int, type(None)), "detector_size": int,
+    "compression": str, "depth": str, "union_pass": bool, "background_pass": bool, "labels": (dict, type(None)),
 }
 assert set(OPTION_TYPES) == set(MatteSettings.names())
 

@@ -73,6 +73,9 @@ class MaskFolderGuidance(Guidance):
             e.is_file() and e.suffix.lower() in IMAGE_SUFFIXES and _PERSON_FILE.match(e.stem) for e in self.path.iterdir())
 
     def check(self, frames: list[int]) -> None:
+        if len(frames) == 1 and frames[0] not in self.frame_dirs and len(self.frame_dirs) == 1:
+            # a still is frame 1 whatever its name says; its one frame folder is its masks
+            self.frame_dirs = {frames[0]: next(iter(self.frame_dirs.values()))}
         if self.flat:
             if len(frames) != 1:
                 raise InputFileError(self.path, f"holds masks for one frame but the input has {len(frames)} frames; "

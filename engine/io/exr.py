@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine import settings
 from engine.errors import InputFileError
 
 from . import cryptomatte
@@ -29,8 +30,8 @@ PERSON_ID = re.compile(r"^[A-Za-z0-9_]+$")
 HALF_MAX = 65504.0
 UNION_PASS = "all_people"
 BACKGROUND_PASS = "background"
-COMPRESSIONS = ("zip", "piz", "dwaa")
-DEPTHS = ("half", "float")
+COMPRESSIONS = settings.COMPRESSIONS
+DEPTHS = settings.DEPTHS
 # a pass named like these is never a person
 _NOT_PEOPLE = re.compile(rf"^({UNION_PASS}|{BACKGROUND_PASS}|{cryptomatte.LAYER}\d*)$")
 
@@ -39,10 +40,10 @@ _NOT_PEOPLE = re.compile(rf"^({UNION_PASS}|{BACKGROUND_PASS}|{cryptomatte.LAYER}
 class ExrOptions:
     """How mattes are stored: compression, bit depth, and the union/background passes."""
 
-    compression: str = "zip"
-    depth: str = "half"
-    union: bool = True
-    background: bool = True
+    compression: str = settings.COMPRESSION
+    depth: str = settings.DEPTH
+    union: bool = settings.UNION_PASS
+    background: bool = settings.BACKGROUND_PASS
 
     def check(self) -> ExrOptions:
         if self.compression not in COMPRESSIONS:
@@ -53,6 +54,12 @@ class ExrOptions:
 
     def manifest(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_settings(cls, matte_settings) -> ExrOptions:
+        """The options of a job's :class:`engine.settings.MatteSettings`."""
+        return cls(matte_settings.compression, matte_settings.depth, matte_settings.union_pass,
+                   matte_settings.background_pass)
 
     @classmethod
     def from_manifest(cls, data: dict | None) -> ExrOptions:

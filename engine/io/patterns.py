@@ -39,6 +39,9 @@ def _split_pattern(pattern: str) -> tuple[str, int, str]:
 
 
 def format_pattern(pattern: str, frame: int) -> str:
+    """The file of ``frame``; a name without a frame number (a still's output) is itself."""
+    if not is_pattern(pattern):
+        return str(pattern)
     head, pad, tail = _split_pattern(pattern)
     sign = "-" if frame < 0 else ""
     return f"{head}{sign}{abs(frame):0{pad}d}{tail}"
@@ -106,13 +109,18 @@ def select_frames(available: list[int], spec, where: str) -> list[int]:
     return chosen
 
 
-def output_pattern(out: str | os.PathLike, stem: str) -> str:
-    """The EXR frame pattern for OUT: itself when it is a pattern, else OUT/<stem>.####.exr."""
+def output_pattern(out: str | os.PathLike, stem: str, still: bool = False) -> str:
+    """The EXR frame pattern for OUT: itself when it is a pattern, else OUT/<stem>.####.exr.
+
+    A still is not numbered: OUT/<stem>.exr, or OUT itself when it names an .exr file.
+    """
     text = str(out)
     if is_pattern(text):
         if not text.lower().endswith(".exr"):
             raise UserError(f"{text}: the output pattern must end in .exr (e.g. out/shot.####.exr)")
         return text
+    if still:
+        return text if text.lower().endswith(".exr") else os.path.join(text, f"{stem}.exr")
     if text.lower().endswith(".exr"):
         raise UserError(f"{text}: an output file needs a frame number: use a pattern such as "
                         f"{text[:-4]}.####.exr, or give a folder")
@@ -120,7 +128,10 @@ def output_pattern(out: str | os.PathLike, stem: str) -> str:
 
 
 def extra_pattern(exr_pattern: str, what: str, pid: str, suffix: str = ".png") -> str:
-    """Side outputs next to the EXRs: <dir>/<what>/<person>/<name>.####<suffix>."""
+    """Side outputs next to the EXRs: <dir>/<what>/<person>/<name>.####<suffix> (a still's: <name><suffix>)."""
+    if not is_pattern(exr_pattern):
+        folder, name = os.path.split(os.path.splitext(str(exr_pattern))[0])
+        return os.path.join(folder, what, pid, name + suffix)
     head, pad, _ = _split_pattern(exr_pattern)
     folder, name = os.path.split(head)
     return os.path.join(folder, what, pid, name + "#" * pad + suffix)

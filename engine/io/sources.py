@@ -1,7 +1,8 @@
 """What to process: the input's frames (frame patterns, ranges and output names: :mod:`.patterns`).
 
 Inputs:
-- one image file (its frame number is the number at the end of its name, else 1);
+- one image file, a still: frame 1 and output ``<its name>.exr``, not numbered from its
+  name (``000000196141.jpg`` is a photo, ``hold_02.jpg`` is not frame 2 of "hold");
 - a folder of images (frame numbers from the names when every file has a distinct
   trailing number, else 1..N in name order);
 - a frame pattern: ``#`` stands for one digit (``plate.####.exr`` matches plate.1001.exr;
@@ -31,6 +32,11 @@ class FrameSource:
     """The frames of one input; ``read(frame)`` returns a Frame or raises InputFileError."""
 
     kind = "frames"
+
+    @property
+    def still(self) -> bool:
+        """One image file: its output is not numbered."""
+        return self.kind == "image"
 
     def __init__(self, path: str, stem: str, frames: list[int]):
         self.path = str(path)
@@ -120,10 +126,8 @@ def open_source(path: str | os.PathLike) -> FrameSource:
     suffix = p.suffix.lower()
     if suffix in VIDEO_SUFFIXES:
         return VideoSource(text)
-    if suffix in IMAGE_SUFFIXES:
-        stem, number = _frame_number(p.stem)
-        stem = stem.rstrip("._-") or p.stem
-        return FileSequence(text, stem, {1 if number is None else number: p}, "image")
+    if suffix in IMAGE_SUFFIXES:  # a still: frame 1, whatever digits its name ends in
+        return FileSequence(text, p.stem, {1: p}, "image")
     raise InputFileError(p, f"unsupported input type '{p.suffix}' (images: {', '.join(IMAGE_SUFFIXES)}; "
                             f"videos: {', '.join(VIDEO_SUFFIXES)})")
 

@@ -33,7 +33,7 @@ def build_job(input_path: str, output: str, frames=None, guidance: dict | None =
         raise InputFileError(settings.weights, "weights file not found")
     source = open_source(input_path)
     chosen = select_frames(source.frames, frames, source.path)
-    pattern = output_pattern(output, source.stem)
+    pattern = output_pattern(output, source.stem, still=source.still)
     inputs = {os.path.abspath(source.file_for(f)) for f in chosen if source.file_for(f)}
     if any(os.path.abspath(format_pattern(pattern, f)) in inputs for f in chosen):
         raise UserError(f"{output}: the output would overwrite the input frames; choose another folder or name")

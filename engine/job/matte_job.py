@@ -20,6 +20,7 @@ import numpy as np
 
 from engine.errors import InputFileError
 from engine.io import (
+    ExrOptions,
     person_id,
     person_number,
     read_manifest,
@@ -213,7 +214,8 @@ class MatteJob:
         if guide.scores is not None:
             manifest["scores"] = {pid: round(float(guide.scores[k]), 4) for pid, k in zip(ids, present)}
         self.side_files.write(frame, image, alphas, ids, only_missing=False)
-        write_person_exr(self.path(frame), layer_alphas, layer_ids, manifest, shape=image.shape)  # last: means done
+        write_person_exr(self.path(frame), layer_alphas, layer_ids, manifest, shape=image.shape,  # last: means done
+                         options=ExrOptions.from_settings(self.settings), labels=self.settings.labels or {})
 
     def _progress(self, done: int, total: int, frame: int) -> None:
         seconds = self._computed_seconds

@@ -99,7 +99,7 @@ def test_no_people_is_not_an_error(matte, tmp_path):
     (tmp_path / "m" / "0001").mkdir(parents=True)  # a frame folder with nobody in it
     status, err = matte(tmp_path / "empty.png", "-o", tmp_path / "out", "--masks", tmp_path / "m")
     assert status == 0, err
-    exr = OpenEXR.File(str(tmp_path / "out" / "empty.0001.exr"), separate_channels=True)
+    exr = OpenEXR.File(str(tmp_path / "out" / "empty.exr"), separate_channels=True)
     assert not [name for name in exr.channels() if name.startswith("person_")]
     assert not exr.channels()["all_people.A"].pixels.any()
     assert '"people": []' in exr.header()["instmatt_manifest"]
@@ -111,7 +111,7 @@ def test_no_people_from_the_detector(matte, tmp_path, random_detector_weights):
                         random_detector_weights, "--detector-size", "128")
     assert status == 0, err
     assert "people: none" in err
-    ids, alphas, manifest = read_person_exr(tmp_path / "out" / "street.0001.exr")
+    ids, alphas, manifest = read_person_exr(tmp_path / "out" / "street.exr")
     assert ids == [] and manifest["guidance"]["kind"] == "detector"
 
 
@@ -122,7 +122,7 @@ def test_detector_finds_and_tracks_people(matte, tmp_path, person_detector_weigh
     status, err = matte(tmp_path / "crowd.####.png", "-o", tmp_path / "out", "--detector-weights",
                         person_detector_weights, "--detector-size", "128", "--min-area", "0.1", "--refine", "none")
     assert status == 0, err
-    first, _, manifest = read_person_exr(tmp_path / "out" / "crowd.0001.exr")
+    first, _, manifest = read_person_exr(tmp_path / "out" / "crowd.exr")
     second, _, _ = read_person_exr(tmp_path / "out" / "crowd.0002.exr")
     assert first and first == second  # the same frame twice: the same people, the same IDs
     assert set(manifest["scores"]) == set(first)
@@ -144,7 +144,7 @@ def test_thirty_people(matte, tmp_path):
     cv2.imwrite(str(tmp_path / "ids.png"), index)
     status, err = matte(tmp_path / "crowd.png", "-o", tmp_path / "out", "--index", tmp_path / "ids.png")
     assert status == 0, err
-    ids, alphas, _ = read_person_exr(tmp_path / "out" / "crowd.0001.exr")
+    ids, alphas, _ = read_person_exr(tmp_path / "out" / "crowd.exr")
     assert ids == [f"person_{k:02d}" for k in range(1, 31)] and alphas.shape == (30, height, width)
 
 
@@ -160,7 +160,7 @@ def test_huge_frame_is_downscaled_by_max_side(matte, tmp_path):
     status, err = matte(tmp_path / "eight_k.jpg", "-o", tmp_path / "out", "--masks", tmp_path / "m",
                         "--max-side", "384", "--refine", "none")
     assert status == 0, err
-    ids, alphas, _ = read_person_exr(tmp_path / "out" / "eight_k.0001.exr")
+    ids, alphas, _ = read_person_exr(tmp_path / "out" / "eight_k.exr")
     assert alphas.shape == (1, height, width)  # full resolution out, pixel for pixel
 
 
@@ -177,7 +177,7 @@ def test_grey_and_rgba_inputs(matte, tmp_path, layout):
     status, err = matte(tmp_path / "in.png", "-o", tmp_path / "out", "--masks",
                         person_masks(tmp_path / "m", [1], (24, 32)), "--png")
     assert status == 0, err
-    png = cv2.imread(str(tmp_path / "out" / "png" / "person_01" / "in.0001.png"), cv2.IMREAD_UNCHANGED)
+    png = cv2.imread(str(tmp_path / "out" / "png" / "person_01" / "in.png"), cv2.IMREAD_UNCHANGED)
     assert png.shape == (24, 32)
     assert png.dtype == (np.uint16 if layout == "grey16" else np.uint8)
 

@@ -254,10 +254,11 @@ def test_open_source_kinds(tmp_path):
     assert source.kind == "folder" and source.frames == [10, 11, 13] and source.stem == "shot"
     source = open_source(str(folder / "shot_####.png"))
     assert source.kind == "pattern" and source.frames == [10, 11, 13] and source.stem == "shot"
-    single = open_source(folder / "shot_0011.png")
-    assert single.kind == "image" and single.frames == [11] and single.stem == "shot"
+    single = open_source(folder / "shot_0011.png")  # a still: not frame 11 of "shot"
+    assert single.kind == "image" and single.still and single.frames == [1] and single.stem == "shot_0011"
     cv2.imwrite(str(tmp_path / "photo.jpg"), rgb)
     assert open_source(tmp_path / "photo.jpg").frames == [1]
+    assert not source.still
     with pytest.raises(InputFileError, match="input not found"):
         open_source(tmp_path / "missing.png")
     with pytest.raises(InputFileError, match="no files match"):

@@ -71,7 +71,7 @@ def test_artist_numbering_is_the_id(matte, tmp_path):
         cv2.imwrite(str(tmp_path / "m" / "0001" / f"{number:02d}.png"), mask)
     status, err = matte(tmp_path / "photo.png", "-o", tmp_path / "out", "--masks", tmp_path / "m")
     assert status == 0, err
-    assert exr_people(tmp_path / "out" / "photo.0001.exr") == ["person_02.A", "person_07.A"]
+    assert exr_people(tmp_path / "out" / "photo.exr") == ["person_02.A", "person_07.A"]
 
 
 def test_index_guidance_16bit_and_exr(matte, tmp_path):
