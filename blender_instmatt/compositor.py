@@ -91,8 +91,9 @@ def node_names(source_name: str) -> dict[str, str]:
 
 
 def wire(scene, source, mattes_image, first_scene_frame, first_image_frame, count, people,
-         example: bool = True) -> dict:
-    """Put the mattes into the scene's compositor; returns the nodes by role."""
+         example: bool = True, labels: dict | None = None) -> dict:
+    """Put the mattes into the scene's compositor; returns the nodes by role. ``labels``
+    (person ID -> the artist's name) describe the group's sockets."""
     tree, created = scene_tree(scene)
     names = node_names(source.name)
     single = source.single
@@ -100,7 +101,7 @@ def wire(scene, source, mattes_image, first_scene_frame, first_image_frame, coun
                         *((None, None, None) if single else (first_scene_frame, first_image_frame, count)))
     mattes.location = (-600, 300)
     sockets = people_sockets(mattes) or list(people)
-    group = people_group(sockets)
+    group = people_group(sockets, labels)
     group_node = named_node(tree, names["people"], "CompositorNodeGroup")
     group_node.node_tree = group
     group_node.location = (-300, 300)

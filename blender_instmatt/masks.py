@@ -10,14 +10,45 @@ numbers never shift.
 from __future__ import annotations
 
 import os
+import re
 
 import bpy
 
 from .client import raster
 
 
+_DEFAULT_LAYER_NAME = re.compile(r"^MaskLayer(\.\d+)?$")
+
+
 def person_layers(mask) -> list:
     return [layer for layer in mask.layers if not layer.hide_render]
+
+
+def layer_labels(mask) -> dict[str, str]:
+    """The artist's names of the people: {"person_01": "Anna", ...} from the layer names
+    (Blender's own "MaskLayer", "MaskLayer.001" are no names)."""
+    return {f"person_{number:02d}": layer.name.strip()
+            for number, layer in enumerate(person_layers(mask), start=1)
+            if layer.name.strip() and not _DEFAULT_LAYER_NAME.match(layer.name.strip())}
+
+
+def auto_guidance(settings) -> tuple[str, object, str]:
+    """What "Automatic" guidance means now: ``(kind, mask or None, why)``.
+
+    A Mask with person layers (the panel's, else the first in the file) guides; without one,
+    the detector finds the people.
+    """
+    chosen = getattr(settings, "mask", None) if settings is not None else None
+    candidates = [chosen] if chosen is not None and person_layers(chosen) else []
+    candidates += sorted((m for m in bpy.data.masks if m is not chosen and person_layers(m)), key=lambda m: m.name)
+    if not candidates:
+        return "DETECTOR", None, "the detector: no Mask with layers in this file"
+    mask = candidates[0]
+    count = len(person_layers(mask))
+    why = f"Mask '{mask.name}': {count} layer{'s' * (count != 1)}, one per person"
+    if len(candidates) > 1 and mask is not chosen:
+        why += f" (of {len(candidates)} Masks; pick one in the panel)"
+    return "MASK", mask, why
 
 
 def _layer_polygons(layer, width: int, height: int, resolution: int) -> list:

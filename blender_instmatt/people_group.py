@@ -32,6 +32,8 @@ def _ensure_socket(group, name, in_out, position=None, default=None, lo=None, hi
     if item is None:
         item = group.interface.new_socket(name, description=description, in_out=in_out,
                                           socket_type="NodeSocketFloat")
+    elif description and item.description != description:
+        item.description = description  # a label given (or changed) since the group was made
     if default is not None and hasattr(item, "default_value"):
         item.default_value = default
     if lo is not None and hasattr(item, "min_value"):
@@ -44,21 +46,24 @@ def _ensure_socket(group, name, in_out, position=None, default=None, lo=None, hi
     return item
 
 
-def people_group(people: list[str]):
+def people_group(people: list[str], labels: dict[str, str] | None = None):
     """The node group "InstMatt People" with sockets for at least ``people``.
 
     Interface sockets are only ever added (never removed or renamed), so links into and
-    out of group nodes that an artist made survive a re-run with more people.
+    out of group nodes that an artist made survive a re-run with more people. Sockets are
+    named by person ID; ``labels`` (the artist's names) go into their descriptions.
     """
+    labels = labels or {}
     group = bpy.data.node_groups.get(GROUP_NAME)
     if group is None or group.bl_idname != "CompositorNodeTree":
         group = bpy.data.node_groups.new(GROUP_NAME, "CompositorNodeTree")
     known = [i.name for i in _interface_items(group, "OUTPUT") if PERSON.match(i.name)]
     wanted = sorted(set(known) | set(people), key=_person_key)
     for index, person in enumerate(wanted):
+        who = f"{labels[person]} ({person})" if labels.get(person) else person
         _ensure_socket(group, person, "INPUT", position=index,
-                       description=f"{person}'s alpha from the InstMatt Mattes image")
-        _ensure_socket(group, person, "OUTPUT", position=index, description=f"{person}'s matte")
+                       description=f"{who}: alpha from the InstMatt Mattes image")
+        _ensure_socket(group, person, "OUTPUT", position=index, description=f"{who}: matte")
     _ensure_socket(group, UNION, "OUTPUT", position=len(wanted), description="Every person's matte together")
     for offset, (name, default, lo, hi, description) in enumerate(supported_controls(group)):
         _ensure_socket(group, name, "INPUT", position=len(wanted) + offset, default=default, lo=lo, hi=hi,

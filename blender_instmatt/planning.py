@@ -13,6 +13,7 @@ import tempfile
 import bpy
 
 from . import masks, prefs, sources
+from .client.frames import shot_folder
 from .run import Run
 
 OUTPUT_NAME = "instmatt.####.exr"
@@ -37,7 +38,8 @@ def output_pattern(context, source, explicit: str) -> str:
     if folder.startswith("//") and not bpy.data.filepath:
         folder = prefs.user_path("mattes")  # unsaved file: no '//' to resolve against
     folder = bpy.path.abspath(folder)
-    return os.path.normpath(os.path.join(folder, bpy.path.clean_name(source.name), OUTPUT_NAME))
+    shot = shot_folder(source.name, numbered=source.available is not None)  # hold/, not hold_0001_jpg/
+    return os.path.normpath(os.path.join(folder, shot, OUTPUT_NAME))
 
 
 def scene_range(op, scene, settings, source) -> tuple[int, int] | None:
@@ -62,22 +64,28 @@ def scene_range(op, scene, settings, source) -> tuple[int, int] | None:
     return first, last
 
 
-def guidance_kind(op, settings) -> str:
-    """DETECTOR, MASK or INDEX: what the caller named, else the panel's choice."""
+def guidance_kind(op, settings) -> tuple[str, object]:
+    """(DETECTOR, MASK or INDEX, the Mask when automatic found one): what the caller named,
+    else the panel's choice; "Automatic" is a Mask with layers, else the detector."""
     if op.guidance != "AUTO":
-        return op.guidance
+        return op.guidance, None
     if op.mask:
-        return "MASK"
+        return "MASK", None
     if op.index_path:
-        return "INDEX"
-    return settings.guidance if settings is not None else "DETECTOR"
+        return "INDEX", None
+    panel = settings.guidance if settings is not None else "AUTO"
+    if panel != "AUTO":
+        return panel, None
+    kind, mask, _ = masks.auto_guidance(settings)
+    return kind, mask
 
 
 def guidance_request(op, context, settings, run: Run) -> dict:
-    """The request's ``guidance``; rasterises a Mask into a folder of the run's."""
-    kind = guidance_kind(op, settings)
+    """The request's ``guidance``; rasterises a Mask into a folder of the run's, and its
+    layer names become the people's labels."""
+    kind, found = guidance_kind(op, settings)
     if kind == "MASK":
-        mask = masks.find_mask(op.mask) if op.mask else (settings.mask if settings is not None else None)
+        mask = masks.find_mask(op.mask) if op.mask else found or (settings.mask if settings is not None else None)
         if mask is None:
             raise PlanError("Mask guidance needs a Mask datablock (one layer per person)")
         folder = tempfile.mkdtemp(prefix="instmatt_masks_")
@@ -89,6 +97,9 @@ def guidance_request(op, context, settings, run: Run) -> dict:
             first, last = run.scene_range
             frames = [(f, source.source_frame(f)) for f in range(first, last + 1)]
         masks.write_guidance(context, mask, frames, source.size, folder)
+        labels = masks.layer_labels(mask)
+        if labels:
+            run.request["options"]["labels"] = labels
         return {"kind": "masks", "path": folder}
     if kind == "INDEX":
         path = op.index_path or (settings.index_path if settings is not None else "")

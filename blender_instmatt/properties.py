@@ -19,6 +19,7 @@ SOURCES = [
 ]
 
 GUIDANCE = [
+    ("AUTO", "Automatic", "A Mask when the file has one with layers (one layer per person), else the detector"),
     ("DETECTOR", "Detector", "Find people automatically"),
     ("MASK", "Mask", "A Mask datablock: one mask layer per person"),
     ("INDEX", "ID Images", "One integer-ID image per frame (0 = nobody), a frame pattern such as //ids/id.####.png"),
@@ -30,7 +31,7 @@ class InstMattSceneSettings(bpy.types.PropertyGroup):
     image: PointerProperty(name="Image", type=bpy.types.Image,
                            description="The image, image sequence or movie to matte")
     clip: PointerProperty(name="Clip", type=bpy.types.MovieClip, description="The movie clip to matte")
-    guidance: EnumProperty(name="Guidance", items=GUIDANCE, default="DETECTOR")
+    guidance: EnumProperty(name="Guidance", items=GUIDANCE, default="AUTO")
     mask: PointerProperty(name="Mask", type=bpy.types.Mask,
                           description="One mask layer per person, rasterised per frame")
     index_path: StringProperty(name="ID Images", subtype="FILE_PATH", options=PATH_OPTIONS,
@@ -54,6 +55,7 @@ class InstMattSceneSettings(bpy.types.PropertyGroup):
     # What the last run produced (read-only in the UI)
     last_output: StringProperty(name="Last Output", default="")
     last_people: StringProperty(name="People", default="")
+    last_labels: StringProperty(name="Labels", default="", description="JSON: person ID -> the artist's name")
     status: StringProperty(name="Status", default="")
 
 

@@ -7,13 +7,14 @@ one runs at a time per Blender session.
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 
 from . import compositor, prefs, sources
 from .client.frames import frame_path, frames_on_disk
 from .client.job import MatteJob
-from .client.matte_files import inspect_mattes
+from .client.matte_files import inspect_mattes, shot_labels
 
 # The run in progress (one at a time per Blender session).
 _active: "Run | None" = None
@@ -128,15 +129,17 @@ class Run:
         if warning:
             self.reports.append(("WARNING", f"InstMatt: {warning}"))
         image = compositor.load_mattes(paths, f"InstMatt {self.source.name}", self.source.single, first=widest)
+        labels = shot_labels(paths)
         nodes = compositor.wire(self.scene, self.source, image, first_scene, first_image, count, job.people,
-                                example=self.example)
+                                example=self.example, labels=labels)
         self.result_nodes = nodes
         people = compositor.people_sockets(nodes["mattes"]) or list(job.people)
         settings = getattr(self.scene, "instmatt", None)
         if settings is not None:
             settings.last_output = self.output_pattern
             settings.last_people = ", ".join(people)
-        return people
+            settings.last_labels = json.dumps({pid: labels[pid] for pid in people if pid in labels})
+        return [f"{pid} ({labels[pid]})" if pid in labels else pid for pid in people]
 
     def cleanup(self) -> None:
         self.source.cleanup()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import bpy
 
-from . import run
+from . import masks, run
 
 
 def draw_panel(layout, context, editor: str) -> None:
@@ -24,7 +26,11 @@ def draw_panel(layout, context, editor: str) -> None:
             col.template_ID(settings, "clip", open="clip.open")
     col.separator()
     col.prop(settings, "guidance")
-    if settings.guidance == "MASK":
+    if settings.guidance == "AUTO":
+        kind, _, why = masks.auto_guidance(settings)
+        col.label(text=f"Uses {why}", icon="MOD_MASK" if kind == "MASK" else "VIEWZOOM")
+        col.template_ID(settings, "mask", new="mask.new")
+    elif settings.guidance == "MASK":
         col.template_ID(settings, "mask", new="mask.new")
     elif settings.guidance == "INDEX":
         col.prop(settings, "index_path", text="")
@@ -52,9 +58,18 @@ def draw_panel(layout, context, editor: str) -> None:
         box = col.box()
         box.label(text="Alpha outputs of 'InstMatt People':")
         flow = box.grid_flow(columns=2, even_columns=True)
+        labels = _labels(settings)
         for name in settings.last_people.split(", "):
-            flow.label(text=name, icon="OUTLINER_OB_ARMATURE")
+            flow.label(text=f"{name}: {labels[name]}" if name in labels else name, icon="OUTLINER_OB_ARMATURE")
         box.operator("instmatt.load_mattes", icon="NODETREE", text="Re-load Into Compositor")
+
+
+def _labels(settings) -> dict:
+    try:
+        labels = json.loads(settings.last_labels or "{}")
+    except ValueError:
+        return {}
+    return labels if isinstance(labels, dict) else {}
 
 
 class _InstMattPanel:

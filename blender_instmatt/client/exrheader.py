@@ -7,6 +7,7 @@ can check a whole shot's files quickly.
 
 from __future__ import annotations
 
+import json
 import struct
 
 MAGIC = 20000630
@@ -103,3 +104,19 @@ def people(path: str) -> list[str]:
         if layer.startswith("person_") and channel == "A" and layer not in found:
             found.append(layer)
     return found
+
+
+MANIFEST_KEY = "instmatt_manifest"
+
+
+def manifest(path: str) -> dict | None:
+    """The engine's JSON manifest of a matte file, or None when it has none."""
+    for header in read_headers(path):
+        text = header.get(MANIFEST_KEY)
+        if isinstance(text, str):
+            try:
+                data = json.loads(text)
+            except ValueError:
+                raise ExrHeaderError(f"{path}: damaged {MANIFEST_KEY} header") from None
+            return data if isinstance(data, dict) else None
+    return None

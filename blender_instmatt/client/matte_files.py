@@ -39,3 +39,17 @@ def inspect_mattes(paths: dict[int, str]) -> tuple[int, list[str], str]:
         problems.append(f"some frames lack a person's layer ({listed}); Blender shows another person's "
                         "alpha there instead of zero")
     return widest, people, "; ".join(problems)
+
+
+def shot_labels(paths: dict[int, str]) -> dict[str, str]:
+    """The artist's names of the people (person ID -> label), from the files' manifests."""
+    labels: dict[str, str] = {}
+    for _, path in sorted(paths.items()):
+        try:
+            found = (exrheader.manifest(path) or {}).get("labels") or {}
+        except (OSError, exrheader.ExrHeaderError):
+            continue
+        for pid, label in found.items():
+            if isinstance(pid, str) and isinstance(label, str):
+                labels.setdefault(pid, label)
+    return labels

@@ -187,8 +187,8 @@ def read_manifest(path: str) -> dict:
     return json.loads(f.header()["instmatt_manifest"])
 
 
-def write_matte_exrs(folder, frames=(1, 2, 3), people=2, value=lambda pid, frame: 1.0) -> str:
-    """EXR files in the layout of docs/protocol.md; returns the frame pattern."""
+def write_matte_exrs(folder, frames=(1, 2, 3), people=2, value=lambda pid, frame: 1.0, labels=None) -> str:
+    """EXR files in the layout of docs/protocol.md (``labels``: the manifest's); returns the frame pattern."""
     import numpy as np
     import OpenEXR
 
@@ -205,7 +205,7 @@ def write_matte_exrs(folder, frames=(1, 2, 3), people=2, value=lambda pid, frame
         header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage,
                   "instmatt_manifest": json.dumps({"people": [f"person_{p:02d}" for p in range(1, people + 1)],
                                                    "frame": frame, "source": "test", "weights": None,
-                                                   "settings": {}})}
+                                                   "settings": {}, **({"labels": labels} if labels else {})})}
         OpenEXR.File(header, channels).write(os.path.join(folder, f"instmatt.{frame:04d}.exr"))
     return os.path.join(folder, "instmatt.####.exr")
 

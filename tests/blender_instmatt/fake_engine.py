@@ -111,7 +111,9 @@ def run_job(req, cancelled: threading.Event, args, raster):
             time.sleep(args.delay)
             alphas, size = alphas_for(guidance, frame, raster)
             write_exr(out, alphas, size, {"people": list(alphas), "source": req["input"], "frame": frame,
-                                          "weights": None, "settings": options})
+                                          "weights": None, "settings": options,
+                                          "labels": {p: n for p, n in (options.get("labels") or {}).items()
+                                                     if p in alphas}})
             names = list(alphas)
         else:
             names = []

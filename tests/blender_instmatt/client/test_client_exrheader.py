@@ -32,3 +32,22 @@ def test_exr_header_reader(bpy, tmp_path):
     bad.write_bytes(b"not an exr at all")
     with pytest.raises(exrheader.ExrHeaderError, match="not an OpenEXR file"):
         exrheader.channels(str(bad))
+
+
+def test_manifest_and_labels_from_headers(bpy, tmp_path):
+    exrheader = load_client("exrheader")
+    matte_files = load_client("matte_files")
+    pattern = write_matte_exrs(str(tmp_path), frames=(1, 2), people=2,
+                               labels={"person_01": "Anna", "person_02": "Stunt double"})
+    path = pattern.replace("####", "0001")
+    assert exrheader.manifest(path)["labels"] == {"person_01": "Anna", "person_02": "Stunt double"}
+    paths = {f: pattern.replace("####", f"{f:04d}") for f in (1, 2)}
+    assert matte_files.shot_labels(paths) == {"person_01": "Anna", "person_02": "Stunt double"}
+    plain = write_matte_exrs(str(tmp_path / "plain"), frames=(1,), people=1)
+    assert matte_files.shot_labels({1: plain.replace("####", "0001")}) == {}
+    damaged = str(tmp_path / "damaged.exr")
+    OpenEXR.File({"type": OpenEXR.scanlineimage, "instmatt_manifest": "{not json"},
+                 {"person_01.A": np.zeros((4, 4), np.float16)}).write(damaged)
+    with pytest.raises(exrheader.ExrHeaderError, match="damaged"):
+        exrheader.manifest(damaged)
+    assert matte_files.shot_labels({1: damaged}) == {}

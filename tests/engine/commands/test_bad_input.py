@@ -122,7 +122,7 @@ def test_detector_finds_and_tracks_people(matte, tmp_path, person_detector_weigh
     status, err = matte(tmp_path / "crowd.####.png", "-o", tmp_path / "out", "--detector-weights",
                         person_detector_weights, "--detector-size", "128", "--min-area", "0.1", "--refine", "none")
     assert status == 0, err
-    first, _, manifest = read_person_exr(tmp_path / "out" / "crowd.exr")
+    first, _, manifest = read_person_exr(tmp_path / "out" / "crowd.0001.exr")
     second, _, _ = read_person_exr(tmp_path / "out" / "crowd.0002.exr")
     assert first and first == second  # the same frame twice: the same people, the same IDs
     assert set(manifest["scores"]) == set(first)
