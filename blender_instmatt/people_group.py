@@ -1,6 +1,6 @@
 """The node group "InstMatt People": one alpha output per person (the names of the Image
 node's sockets), their union ("All People"), and matte controls that need no re-run:
-Grow (pixels, negative shrinks), Feather (pixels), Clip Black and Clip White."""
+Grow (pixels, negative shrinks), Feather (pixels), Clip Black and Clip White, on 4.2 as on 5.x."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import re
 
 import bpy
 
+from .legacy_controls import LegacyControls
 from .nodes import input_socket, new_node, set_menu
 
 GROUP_NAME = "InstMatt People"
@@ -65,32 +66,25 @@ def people_group(people: list[str], labels: dict[str, str] | None = None):
                        description=f"{who}: alpha from the InstMatt Mattes image")
         _ensure_socket(group, person, "OUTPUT", position=index, description=f"{who}: matte")
     _ensure_socket(group, UNION, "OUTPUT", position=len(wanted), description="Every person's matte together")
-    for offset, (name, default, lo, hi, description) in enumerate(supported_controls(group)):
+    for offset, (name, default, lo, hi, description) in enumerate(CONTROLS):
         _ensure_socket(group, name, "INPUT", position=len(wanted) + offset, default=default, lo=lo, hi=hi,
                        description=description)
     _build_group_nodes(group, wanted)
     return group
 
 
-def supported_controls(group) -> list[tuple]:
-    """The controls this Blender can drive from group sockets: Grow and Feather need the
-    Dilate/Erode and Blur options as sockets (5.0 has them, 4.2 does not); Clip works
-    everywhere."""
+def options_are_sockets(group) -> bool:
+    """True where Dilate/Erode and Blur take their sizes as sockets (5.x); 4.2 keeps them as
+    node properties, and the group then builds Grow and Feather from :mod:`.legacy_controls`."""
     # (node, socket, socket type): 4.2's Blur has a "Size" input too, but it is a 0-1 factor
-    probe_types = {"Grow": ("CompositorNodeDilateErode", "Size", "INT"),
-                   "Feather": ("CompositorNodeBlur", "Size", "VECTOR")}
-    out = []
-    for control in CONTROLS:
-        probe = probe_types.get(control[0])
-        if probe is not None:
-            node = group.nodes.new(probe[0])
-            socket = node.inputs.get(probe[1])
-            ok = socket is not None and socket.type == probe[2]
-            group.nodes.remove(node)
-            if not ok:
-                continue
-        out.append(control)
-    return out
+    for bl_idname, name, kind in (("CompositorNodeDilateErode", "Size", "INT"), ("CompositorNodeBlur", "Size", "VECTOR")):
+        node = group.nodes.new(bl_idname)
+        socket = node.inputs.get(name)
+        ok = socket is not None and socket.type == kind
+        group.nodes.remove(node)
+        if not ok:
+            return False
+    return True
 
 
 def _person_key(name: str):
@@ -105,6 +99,7 @@ def _build_group_nodes(group, people: list[str]) -> None:
     gin.location = (-900, 0)
     gout = nodes.new("NodeGroupOutput")
     gout.location = (700, 0)
+    legacy = None if options_are_sockets(group) else LegacyControls(group, gin.outputs["Grow"], gin.outputs["Feather"])
     union = None
     for row, person in enumerate(people):
         y = -row * 260
@@ -121,31 +116,10 @@ def _build_group_nodes(group, people: list[str]) -> None:
         links.new(gin.outputs["Clip Black"], input_socket(clip, "From Min", index=1))
         links.new(gin.outputs["Clip White"], input_socket(clip, "From Max", index=2))
         value = clip.outputs[0]
-        # Grow / shrink
-        grow = nodes.new("CompositorNodeDilateErode")
-        grow.name = grow.label = f"{person} Grow"
-        grow.location = (-400, y)
-        links.new(value, input_socket(grow, "Mask", index=0))
-        size = grow.inputs.get("Size")
-        if size is not None and "Grow" in gin.outputs:  # 5.x: options are sockets
-            set_menu(grow.inputs.get("Type"), "Distance")
-            links.new(gin.outputs["Grow"], size)
-        else:  # 4.2: options are properties, set on the node inside the group
-            grow.mode = "DISTANCE"
-            grow.distance = 0
-        value = grow.outputs[0]
-        # Feather
-        blur = nodes.new("CompositorNodeBlur")
-        blur.name = blur.label = f"{person} Feather"
-        blur.location = (-150, y)
-        links.new(value, input_socket(blur, "Image", index=0))
-        size = blur.inputs.get("Size")
-        if size is not None and size.type == "VECTOR" and "Feather" in gin.outputs:
-            links.new(gin.outputs["Feather"], size)
+        if legacy is not None:  # 4.2: Blur-based Grow and Feather, driven by the group's inputs
+            value = legacy.feather(legacy.grow(value, person, (-400, y)), person, (0, y))
         else:
-            blur.filter_type = "GAUSS"
-            blur.size_x = blur.size_y = 0
-        value = blur.outputs[0]
+            value = _grow_and_feather(group, gin, value, person, y)
         links.new(value, gout.inputs[person])
         # Union: maximum over people
         if union is None:
@@ -163,3 +137,20 @@ def _build_group_nodes(group, people: list[str]) -> None:
         zero.outputs[0].default_value = 0.0
         union = zero.outputs[0]
     links.new(union, gout.inputs[UNION])
+
+
+def _grow_and_feather(group, gin, value, person, y):
+    """5.x: Dilate/Erode (distance) and Blur whose sizes are the group's Grow and Feather."""
+    nodes, links = group.nodes, group.links
+    grow = nodes.new("CompositorNodeDilateErode")
+    grow.name = grow.label = f"{person} Grow"
+    grow.location = (-400, y)
+    links.new(value, input_socket(grow, "Mask", index=0))
+    set_menu(grow.inputs.get("Type"), "Distance")
+    links.new(gin.outputs["Grow"], grow.inputs["Size"])
+    blur = nodes.new("CompositorNodeBlur")
+    blur.name = blur.label = f"{person} Feather"
+    blur.location = (-150, y)
+    links.new(grow.outputs[0], input_socket(blur, "Image", index=0))
+    links.new(gin.outputs["Feather"], blur.inputs["Size"])
+    return blur.outputs[0]
