@@ -55,13 +55,11 @@ def make_composite(folder: str) -> None:
 
 def main(out_path: str) -> None:
     os.environ["BLENDER_USER_RESOURCES"] = user = tempfile.mkdtemp(prefix="instmatt_readme_user_")
-    import bpy  # noqa: I001  (bpy first: it makes addon_utils importable)
-    import addon_utils
+    import bpy
     import numpy as np
 
     sys.path.insert(0, os.path.join(REPO, "tests", "blender_instmatt"))
-    from blender_helpers import render_outputs
-    from make_doc_picture import write_png
+    from blender_helpers import enable_extension, render_outputs
 
     work = tempfile.mkdtemp(prefix="instmatt_readme_")
     atexit.register(shutil.rmtree, work, True)
@@ -70,16 +68,10 @@ def main(out_path: str) -> None:
     with open(os.path.join(work, "outlines.json")) as fh:
         outlines = json.load(fh)
 
-    repo_dir = os.path.join(work, "repo")
-    os.makedirs(repo_dir)
-    os.symlink(os.path.join(REPO, "blender_instmatt"), os.path.join(repo_dir, "blender_instmatt"))
     bpy.ops.wm.read_factory_settings(use_empty=True)
-    repo = bpy.context.preferences.extensions.repos.new(name="readme", module="instmatt_readme",
-                                                        custom_directory=repo_dir, source="USER")
-    name = "bl_ext.instmatt_readme.blender_instmatt"
-    addon = addon_utils.enable(name, default_set=True, handle_error=None)
+    addon, cleanup = enable_extension(bpy, "instmatt_readme", "readme")
     try:
-        prefs = bpy.context.preferences.addons[name].preferences
+        prefs = bpy.context.preferences.addons[addon.__name__].preferences
         prefs.engine_mode, prefs.engine_python, prefs.start_timeout = "PYTHON", "", 600.0
         scene = bpy.context.scene
         scene.frame_start = scene.frame_end = 1
@@ -102,7 +94,7 @@ def main(out_path: str) -> None:
                 point.co = (px / W, ((1.0 - py / H) - 0.5) * (H / W) + 0.5)  # mask space: width-normalised
             spline.use_cyclic = spline.use_fill = True
         assert bpy.ops.instmatt.matte_people(image=plate.name, mask=mask.name) == {"FINISHED"}
-        hello = addon.engine_client.current_engine().hello
+        hello = addon.client.shared.current_engine().hello
         print("engine:", hello.get("backend"), hello.get("weights"))
         tree, _ = addon.compositor.scene_tree(scene, create=False)
         nodes = {n.name.split(" [")[0]: n for n in tree.nodes if n.name.startswith("InstMatt")}
@@ -113,9 +105,9 @@ def main(out_path: str) -> None:
             "p2": group.outputs["person_02"], "all": group.outputs["All People"],
             "over": nodes["InstMatt Over Background"].outputs[0]}, os.path.join(work, "out"))[1]
     finally:
-        addon.engine_client.stop_shared_engine()
-        addon_utils.disable(name, default_set=True)
-        bpy.context.preferences.extensions.repos.remove(repo)
+        addon.client.shared.stop_shared_engine()
+        raster = addon.client.raster
+        cleanup()
 
     def srgb(linear):
         linear = np.clip(linear, 0.0, 1.0)
@@ -131,7 +123,7 @@ def main(out_path: str) -> None:
     gap = np.ones((H, 6, 3), np.float32)
     sheet = np.concatenate([t if i == 0 else np.concatenate([gap, t], axis=1) for i, t in enumerate(tiles)], axis=1)
     os.makedirs(os.path.dirname(out_path), exist_ok=True)
-    write_png(out_path, np.round(sheet * 255).astype(np.uint8))
+    raster.write_png(out_path, np.round(sheet * 255).astype(np.uint8).tobytes(), sheet.shape[1], sheet.shape[0], 3)
     print(f"wrote {out_path} ({sheet.shape[1]}x{sheet.shape[0]})")
 
 

@@ -179,27 +179,30 @@ def invert(image: bytearray) -> bytearray:
     return bytearray(bytes(image).translate(table))
 
 
-def png_bytes(image: bytes, width: int, height: int) -> bytes:
-    """An 8-bit greyscale PNG of ``image`` (rows top-down)."""
-    if len(image) != width * height:
-        raise ValueError(f"image has {len(image)} bytes, expected {width}x{height}")
+def png_bytes(image: bytes, width: int, height: int, channels: int = 1) -> bytes:
+    """An 8-bit PNG of ``image`` (rows top-down): greyscale, or RGB with ``channels=3``."""
+    if channels not in (1, 3):
+        raise ValueError(f"a PNG here is grey (1 channel) or RGB (3), not {channels} channels")
+    stride = width * channels
+    if len(image) != stride * height:
+        raise ValueError(f"image has {len(image)} bytes, expected {width}x{height}x{channels}")
     raw = bytearray()
     view = memoryview(bytes(image))
     for row in range(height):
         raw.append(0)  # filter: none
-        raw += view[row * width:(row + 1) * width]
+        raw += view[row * stride:(row + 1) * stride]
 
     def chunk(tag: bytes, data: bytes) -> bytes:
         return (struct.pack(">I", len(data)) + tag + data
                 + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF))
 
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    header = struct.pack(">IIBBBBB", width, height, 8, 0 if channels == 1 else 2, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
             + chunk(b"IDAT", zlib.compress(bytes(raw), 6)) + chunk(b"IEND", b""))
 
 
-def write_png(path: str, image: bytes, width: int, height: int) -> None:
-    data = png_bytes(image, width, height)
+def write_png(path: str, image: bytes, width: int, height: int, channels: int = 1) -> None:
+    data = png_bytes(image, width, height, channels)
     tmp = path + ".tmp"
     with open(tmp, "wb") as fh:
         fh.write(data)

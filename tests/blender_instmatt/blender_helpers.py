@@ -147,11 +147,12 @@ def load_plate(bpy, first_path: str):
     return image
 
 
-def box_mask(bpy, name: str = "People"):
-    """A Mask datablock with one rectangular layer per person of PEOPLE_BOXES (mask space)."""
+def box_mask(bpy, name: str = "People", labels=None):
+    """A Mask datablock with one rectangular layer per person of PEOPLE_BOXES (mask space),
+    named ``labels`` (else Blender's own "MaskLayer", "MaskLayer.001", which name nobody)."""
     mask = bpy.data.masks.new(name)
     for pid, (r0, r1, c0, c1) in PEOPLE_BOXES.items():
-        layer = mask.layers.new(name=f"person {pid}")
+        layer = mask.layers.new(name=labels[pid - 1]) if labels else mask.layers.new()
         spline = layer.splines.new()
         spline.points.add(3)
         # pixel edges -> mask space (x over the width; y up, scaled to the width for W > H)

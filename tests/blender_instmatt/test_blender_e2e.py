@@ -43,7 +43,7 @@ def test_real_engine_end_to_end(bpy, addon, prefs, scene, plate_sequence, tmp_pa
     prefs.start_timeout = 600.0
     prefs.backend = "auto"
     plate = load_plate(bpy, plate_sequence)
-    mask = box_mask(bpy)
+    mask = box_mask(bpy, labels=["Anna", "Stunt double"])
 
     result = bpy.ops.instmatt.matte_people(image=plate.name, mask=mask.name)
     assert result == {"FINISHED"}
@@ -63,6 +63,9 @@ def test_real_engine_end_to_end(bpy, addon, prefs, scene, plate_sequence, tmp_pa
         assert {"all_people.A", "background.A", "CryptoPerson00.R"} <= set(channels)
         manifest = read_manifest(path)
         assert manifest["people"] == ["person_01", "person_02"] and manifest["frame"] == frame
+        # the Mask layer names travel to the engine: labels and Cryptomatte names, IDs unchanged
+        assert manifest["labels"] == {"person_01": "Anna", "person_02": "Stunt double"}
+        assert manifest["cryptomatte"]["names"] == manifest["labels"]
         for pid in (1, 2):
             alpha = channels[f"person_{pid:02d}.A"]
             assert alpha.shape == (H, W)

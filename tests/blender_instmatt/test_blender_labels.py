@@ -23,9 +23,7 @@ def _files(scene):
 
 def test_mask_layer_names_become_labels(bpy, addon, fake_engine, scene, plate_sequence):
     plate = load_plate(bpy, plate_sequence)
-    mask = box_mask(bpy)
-    mask.layers[0].name = "Anna"
-    mask.layers[1].name = "MaskLayer.001"  # Blender's own name: no label
+    mask = box_mask(bpy, labels=["Anna", "MaskLayer.001"])  # Blender's own name: no label
     assert bpy.ops.instmatt.matte_people(image=plate.name, mask=mask.name) == {"FINISHED"}
     assert read_manifest(_files(scene)[0])["labels"] == {"person_01": "Anna"}
 

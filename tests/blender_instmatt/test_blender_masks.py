@@ -100,7 +100,7 @@ def test_rasteriser_matches_blenders_mask_node(bpy, addon, scene, tmp_path, size
 
 
 def test_guidance_layout_and_animation(bpy, addon, scene, tmp_path):
-    mask = box_mask(bpy)
+    mask = box_mask(bpy, labels=["person 1", "person 2"])
     # animate the first corner of person 1 (an F-curve on the mask)
     point_path = 'layers["person 1"].splines[0].points[0].co'
     mask.animation_data_create()
