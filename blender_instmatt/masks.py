@@ -16,7 +16,6 @@ import bpy
 
 from .client import raster
 
-
 _DEFAULT_LAYER_NAME = re.compile(r"^MaskLayer(\.\d+)?$")
 
 

@@ -26,7 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", metavar="INPUT",
                         help="an image, a folder of images, a frame pattern (shot.####.exr) or a video file")
     parser.add_argument("-o", "--output", required=True, metavar="OUT",
-                        help="a folder (files OUT/<input stem>.####.exr) or a pattern such as out/shot.####.exr")
+                        help="a folder (files OUT/<input stem>.####.exr; a still: OUT/<its name>.exr) or a pattern such as "
+                             "out/shot.####.exr")
     parser.add_argument("--frames", metavar="FIRST-LAST", help="only these frames, e.g. 1001-1100 (video frames count from 1)")
     guide = parser.add_mutually_exclusive_group()
     guide.add_argument("--masks", metavar="DIR", help="per-person masks instead of the detector: DIR/<frame, 4 digits>/<NN>.png")

@@ -97,7 +97,7 @@ def test_output_options_and_labels_from_the_command_line(matte, tmp_path):
     assert manifest["labels"] == {"person_01": "Anna", "person_02": "Stunt double"}
     assert manifest["exr"] == {"compression": "piz", "depth": "float", "union": True, "background": False}
     assert manifest["cryptomatte"]["names"] == {"person_01": "Anna", "person_02": "Stunt double"}
-    ids, alphas, _ = read_person_exr(path)
+    _, alphas, _ = read_person_exr(path)
     alone = alphas.sum(axis=0) <= 1  # the random test net overlaps people; coverage is normalised there
     for k, name in enumerate(["Anna", "Stunt double"]):
         assert np.abs(decode(path, name) - alphas[k])[alone].max() < 1e-6
