@@ -129,6 +129,9 @@ def plan(op, context) -> Run:
         "output": output,
         "options": prefs.engine_options(prefs.get_prefs(context), overwrite=overwrite),
     }
+    if settings is not None:  # the panel's output options
+        request["options"].update(compression=settings.compression, depth=settings.depth,
+                                  union_pass=bool(settings.union_pass), background_pass=bool(settings.background_pass))
     if frames is not None:
         request["frames"] = [source.source_frame(frames[0]), source.source_frame(frames[1])]
     example = op.setup_compositor if _given(op, "setup_compositor") else \

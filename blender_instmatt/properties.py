@@ -26,6 +26,15 @@ GUIDANCE = [
 ]
 
 
+# The matte EXRs' options; the engine's defaults (engine/settings.py) come first
+COMPRESSIONS = [
+    ("zip", "ZIP", "Lossless, the default"),
+    ("piz", "PIZ", "Lossless wavelet compression"),
+    ("dwaa", "DWAA", "Smallest; the alpha passes stay lossless"),
+]
+DEPTHS = [("half", "Half", "16-bit float alpha passes"), ("float", "Float", "32-bit float alpha passes")]
+
+
 class InstMattSceneSettings(bpy.types.PropertyGroup):
     source: EnumProperty(name="Source", items=SOURCES, default="IMAGE")
     image: PointerProperty(name="Image", type=bpy.types.Image,
@@ -48,6 +57,13 @@ class InstMattSceneSettings(bpy.types.PropertyGroup):
         name="Overwrite", default=False,
         description="Recompute frames that exist already (off: a re-run resumes where it stopped)",
     )
+    compression: EnumProperty(name="Compression", items=COMPRESSIONS, default="zip",
+                              description="Compression of the matte EXR files")
+    depth: EnumProperty(name="Depth", items=DEPTHS, default="half", description="Bit depth of the alpha passes")
+    union_pass: BoolProperty(name="All People Pass", default=True,
+                             description="Also write the union of everybody (all_people.A) into the EXRs")
+    background_pass: BoolProperty(name="Background Pass", default=True,
+                                  description="Also write 1 - the union (background.A) into the EXRs")
     setup_example: BoolProperty(
         name="Example Set-up", default=True,
         description="Also add an example: the first person over a new background, all people in a Viewer",

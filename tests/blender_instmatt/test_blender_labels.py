@@ -79,3 +79,23 @@ def test_a_still_gets_a_folder_of_its_own_name(bpy, addon, fake_engine, scene, t
     assert bpy.ops.instmatt.matte_people(image=image.name, guidance="DETECTOR") == {"FINISHED"}
     folders = {os.path.basename(os.path.dirname(f)) for f in _files(scene)}
     assert folders == {"hold_02"}
+
+
+def test_output_options_from_the_panel(bpy, addon, fake_engine, scene, plate_sequence):
+    from engine import settings as engine_settings  # the add-on's defaults are the engine's
+
+    settings = scene.instmatt
+    assert (settings.compression, settings.depth) == (engine_settings.COMPRESSION, engine_settings.DEPTH)
+    assert (settings.union_pass, settings.background_pass) == (engine_settings.UNION_PASS,
+                                                               engine_settings.BACKGROUND_PASS)
+    items = {prop: [item.identifier for item in type(settings).bl_rna.properties[prop].enum_items]
+             for prop in ("compression", "depth")}
+    assert tuple(items["compression"]) == engine_settings.COMPRESSIONS
+    assert tuple(items["depth"]) == engine_settings.DEPTHS
+    settings.compression, settings.depth, settings.background_pass = "dwaa", "float", False
+    plate = load_plate(bpy, plate_sequence)
+    mask = box_mask(bpy)
+    assert bpy.ops.instmatt.matte_people(image=plate.name, mask=mask.name) == {"FINISHED"}
+    options = read_manifest(_files(scene)[0])["settings"]  # the stand-in engine records the options it got
+    assert (options["compression"], options["depth"], options["union_pass"], options["background_pass"]) == \
+        ("dwaa", "float", True, False)
