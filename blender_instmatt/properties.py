@@ -3,6 +3,9 @@
 import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, PointerProperty, StringProperty
 
+from .client import defaults
+
+
 def _path_options() -> set[str]:
     """Blender 4.5+ warns about '//' paths unless the property says it supports them."""
     if "is_path_supports_blend_relative" in bpy.types.Property.bl_rna.properties:
@@ -26,13 +29,12 @@ GUIDANCE = [
 ]
 
 
-# The matte EXRs' options; the engine's defaults (engine/settings.py) come first
-COMPRESSIONS = [
-    ("zip", "ZIP", "Lossless, the default"),
-    ("piz", "PIZ", "Lossless wavelet compression"),
-    ("dwaa", "DWAA", "Smallest; the alpha passes stay lossless"),
-]
-DEPTHS = [("half", "Half", "16-bit float alpha passes"), ("float", "Float", "32-bit float alpha passes")]
+# The matte EXRs' options (the engine's choices and defaults, client/defaults.py)
+_COMPRESSION_TEXT = {"zip": ("ZIP", "Lossless"), "piz": ("PIZ", "Lossless wavelet compression"),
+                     "dwaa": ("DWAA", "Smallest; the alpha passes stay lossless")}
+COMPRESSIONS = [(key, *_COMPRESSION_TEXT[key]) for key in defaults.COMPRESSIONS]
+_DEPTH_TEXT = {"half": ("Half", "16-bit float alpha passes"), "float": ("Float", "32-bit float alpha passes")}
+DEPTHS = [(key, *_DEPTH_TEXT[key]) for key in defaults.DEPTHS]
 
 
 class InstMattSceneSettings(bpy.types.PropertyGroup):
@@ -57,12 +59,12 @@ class InstMattSceneSettings(bpy.types.PropertyGroup):
         name="Overwrite", default=False,
         description="Recompute frames that exist already (off: a re-run resumes where it stopped)",
     )
-    compression: EnumProperty(name="Compression", items=COMPRESSIONS, default="zip",
+    compression: EnumProperty(name="Compression", items=COMPRESSIONS, default=defaults.COMPRESSION,
                               description="Compression of the matte EXR files")
-    depth: EnumProperty(name="Depth", items=DEPTHS, default="half", description="Bit depth of the alpha passes")
-    union_pass: BoolProperty(name="All People Pass", default=True,
+    depth: EnumProperty(name="Depth", items=DEPTHS, default=defaults.DEPTH, description="Bit depth of the alpha passes")
+    union_pass: BoolProperty(name="All People Pass", default=defaults.UNION_PASS,
                              description="Also write the union of everybody (all_people.A) into the EXRs")
-    background_pass: BoolProperty(name="Background Pass", default=True,
+    background_pass: BoolProperty(name="Background Pass", default=defaults.BACKGROUND_PASS,
                                   description="Also write 1 - the union (background.A) into the EXRs")
     setup_example: BoolProperty(
         name="Example Set-up", default=True,

@@ -82,8 +82,7 @@ def test_a_still_gets_a_folder_of_its_own_name(bpy, addon, fake_engine, scene, t
 
 
 def test_output_options_from_the_panel(bpy, addon, fake_engine, scene, plate_sequence):
-    from engine import settings as engine_settings  # the add-on's defaults are the engine's
-
+    engine_settings = addon.client.defaults  # the engine's, kept equal by tests/engine/test_settings.py
     settings = scene.instmatt
     assert (settings.compression, settings.depth) == (engine_settings.COMPRESSION, engine_settings.DEPTH)
     assert (settings.union_pass, settings.background_pass) == (engine_settings.UNION_PASS,

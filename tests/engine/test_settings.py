@@ -29,7 +29,8 @@ def _addon_defaults():
 
 def test_addon_preference_defaults_follow_the_engine():
     addon = _addon_defaults()
-    for name in ("BACKENDS", "BACKEND", "REFINE_MODES", "REFINE", "SCORE", "MIN_AREA", "MAX_SIDE", "MIN_MAX_SIDE"):
+    for name in ("BACKENDS", "BACKEND", "REFINE_MODES", "REFINE", "SCORE", "MIN_AREA", "MAX_SIDE", "MIN_MAX_SIDE",
+                 "COMPRESSIONS", "COMPRESSION", "DEPTHS", "DEPTH", "UNION_PASS", "BACKGROUND_PASS"):
         assert getattr(addon, name) == getattr(settings, name), name
 
 
@@ -47,7 +48,9 @@ def test_protocol_options_are_the_settings_fields():
 @pytest.mark.parametrize("field, value, words", [
     ("score", 1.5, "score"), ("min_area", 1.0, "min_area"), ("max_side", 10, "max_side"),
     ("refine", "fast", "refine"), ("backend", "openvino", "backend"), ("threads", -3, "threads"),
-    ("detector_size", 32, "detector_size"),
+    ("detector_size", 32, "detector_size"), ("compression", "b44", "compression"), ("depth", "double", "depth"),
+    ("labels", {"boss": "Anna"}, "not a person ID"), ("labels", {"person_01": " "}, "1-63 characters"),
+    ("labels", ["Anna"], "labels must map"),
 ])
 def test_one_check_for_every_setting(field, value, words):
     with pytest.raises(UserError, match=words):
