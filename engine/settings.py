@@ -44,6 +44,14 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def check_exr(compression, depth) -> None:
+    """The matte EXRs' compression and depth, checked once for the settings and the writer."""
+    if compression not in COMPRESSIONS:
+        raise UserError(f"compression must be one of {', '.join(COMPRESSIONS)}, got {compression!r}")
+    if depth not in DEPTHS:
+        raise UserError(f"depth must be one of {', '.join(DEPTHS)}, got {depth!r}")
+
+
 def check_labels(labels) -> None:
     """The artist's names for people: {"person_01": "Anna", ...} (IDs stay the channel names)."""
     if labels is None:
@@ -99,10 +107,7 @@ class MatteSettings:
             raise UserError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if self.threads is not None and (not _is_int(self.threads) or self.threads < 1):
             raise UserError(f"threads must be a positive integer, got {self.threads!r}")
-        if self.compression not in COMPRESSIONS:
-            raise UserError(f"compression must be one of {', '.join(COMPRESSIONS)}, got {self.compression!r}")
-        if self.depth not in DEPTHS:
-            raise UserError(f"depth must be one of {', '.join(DEPTHS)}, got {self.depth!r}")
+        check_exr(self.compression, self.depth)
         check_labels(self.labels)
         check_detector(self.score, self.min_area, self.detector_size)
 

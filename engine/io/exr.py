@@ -46,10 +46,7 @@ class ExrOptions:
     background: bool = settings.BACKGROUND_PASS
 
     def check(self) -> ExrOptions:
-        if self.compression not in COMPRESSIONS:
-            raise ValueError(f"EXR compression {self.compression!r} is not one of {', '.join(COMPRESSIONS)}")
-        if self.depth not in DEPTHS:
-            raise ValueError(f"EXR depth {self.depth!r} is not one of {', '.join(DEPTHS)}")
+        settings.check_exr(self.compression, self.depth)  # UserError
         return self
 
     def manifest(self) -> dict:
