@@ -20,6 +20,7 @@ COMMANDS = {
     "eval": ("engine.commands.eval", "IMQ evaluation of predicted alphas against HIM2K ground truth"),
     "synth": ("engine.commands.synth", "write a HIM2K-layout data set of composites"),
     "train": ("engine.commands.train", "train the matting net (stage 1) or the refiner (stage 2)"),
+    "models": ("engine.commands.models", "list, fetch, verify and mirror the model weights (the registry)"),
 }
 
 

@@ -1,0 +1,101 @@
+"""Is a downloaded file the model it claims to be? sha256 and strict key/shape loading.
+
+A hash proves the bytes are the ones somebody vouched for; the strict load proves they
+are weights this engine can run (a mirror's models.json could vouch for the wrong file).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from engine.errors import InputFileError
+
+from .catalog import ModelSpec
+
+CHUNK = 1 << 20
+
+
+def sha256_of(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_hash(spec: ModelSpec, path: Path, digest: str, expected: str | None) -> None:
+    """``expected`` (a mirror's full sha256) wins; else the prefix in the file's name."""
+    if expected:
+        if digest != expected.lower():
+            raise InputFileError(path, f"sha256 mismatch for '{spec.name}': got {digest}, "
+                                       f"the mirror's models.json says {expected.lower()}; the file was deleted")
+        return
+    prefix = spec.hash_prefix
+    if prefix and not digest.startswith(prefix):
+        raise InputFileError(path, f"sha256 mismatch for '{spec.name}': got {digest[:16]}..., the file name "
+                                   f"promises a hash starting {prefix}")
+
+
+def read_maskrcnn_state_dict(path: str | Path) -> dict:
+    """A torchvision Mask R-CNN state dict (also inside ``state_dict``/``model``, ``module.`` stripped)."""
+    import torch
+
+    path = Path(path)
+    try:
+        payload = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise InputFileError(path, f"not a readable PyTorch weights file ({type(exc).__name__})") from None
+    for wrapper in ("state_dict", "model"):
+        if isinstance(payload, dict) and isinstance(payload.get(wrapper), dict):
+            payload = payload[wrapper]
+    if not isinstance(payload, dict) or not all(isinstance(v, torch.Tensor) for v in payload.values()):
+        raise InputFileError(path, "not a Mask R-CNN state_dict (expected a dict of tensors)")
+    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in payload.items()}
+
+
+def _shape_problems(expected: dict, state_dict: dict) -> list[str]:
+    missing = [key for key in expected if key not in state_dict]
+    unexpected = [key for key in state_dict if key not in expected]
+    wrong = [f"{key} {tuple(state_dict[key].shape)} != {tuple(shape)}"
+             for key, shape in expected.items() if key in state_dict and tuple(state_dict[key].shape) != tuple(shape)]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing keys (first: {', '.join(missing[:3])})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected keys (first: {', '.join(unexpected[:3])})")
+    if wrong:
+        problems.append(f"{len(wrong)} keys with the wrong shape (first: {'; '.join(wrong[:3])})")
+    return problems
+
+
+def check_maskrcnn(path: Path) -> None:
+    """Every key and shape of torchvision's ``maskrcnn_resnet50_fpn`` (built on the meta
+    device: no memory, no random init, the same strictness as ``load_state_dict``)."""
+    import torch
+    from torchvision.models.detection import maskrcnn_resnet50_fpn
+
+    state_dict = read_maskrcnn_state_dict(path)
+    with torch.device("meta"):
+        model = maskrcnn_resnet50_fpn(weights=None, weights_backbone=None)
+    problems = _shape_problems({k: v.shape for k, v in model.state_dict().items()}, state_dict)
+    if problems:
+        raise InputFileError(path, "does not fit torchvision's maskrcnn_resnet50_fpn: " + "; ".join(problems))
+
+
+def check_instmatt(path: Path, width: float) -> None:
+    """Strict loading through the engine's own checkpoint reader (the authors' format)."""
+    from engine.model import build_model
+
+    model = build_model(path)
+    if abs(model.width - width) > 1e-6:
+        raise InputFileError(path, f"an InstMatt checkpoint of width {model.width:g}, the registry expects width {width:g}")
+
+
+def check_structure(spec: ModelSpec, path: Path) -> None:
+    if spec.kind == "instmatt":
+        check_instmatt(path, spec.width)
+    elif spec.kind == "maskrcnn":
+        check_maskrcnn(path)
+    else:
+        raise ValueError(f"catalog entry {spec.name!r} has an unknown kind {spec.kind!r}")
