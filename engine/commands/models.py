@@ -50,7 +50,7 @@ def print_table(store: ModelStore, out=sys.stdout) -> None:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4], file=out)
     for state in states:
         if state.sha256:
-            print(f"{state.name} sha256 {state.sha256}", file=out)
+            print(f"sha256 {state.name}: {state.sha256}", file=out)
     print(f"cache: {store.root}", file=out)
 
 

@@ -24,12 +24,14 @@ def sha256_of(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def check_hash(spec: ModelSpec, path: Path, digest: str, expected: str | None) -> None:
-    """``expected`` (a mirror's full sha256) wins; else the prefix in the file's name."""
+def check_hash(spec: ModelSpec, path: Path, digest: str, expected: str | None,
+               authority: str = "the mirror's models.json") -> None:
+    """``expected`` (a mirror's, or the one recorded at the first fetch) wins; else the
+    prefix in the file's name."""
     if expected:
         if digest != expected.lower():
             raise InputFileError(path, f"sha256 mismatch for '{spec.name}': got {digest}, "
-                                       f"the mirror's models.json says {expected.lower()}; the file was deleted")
+                                       f"{authority} says {expected.lower()}")
         return
     prefix = spec.hash_prefix
     if prefix and not digest.startswith(prefix):

@@ -145,8 +145,12 @@ class ModelStore:
         if state.status == "missing":
             raise UserError(f"'{name}' is not cached: {fetch_hint([name])}")
         spec = catalog.get(name)
+        authority = "the mirror's models.json"
+        record = self._index().get(name) or {}
+        if expected_sha256 is None and record.get("path") == str(state.path) and record.get("sha256"):
+            expected_sha256, authority = record["sha256"], "the hash recorded when it was fetched"
         try:
-            digest = self._check(spec, state.path, expected_sha256)
+            digest = self._check(spec, state.path, expected_sha256, authority=authority)
         except UserError as exc:
             self._forget(name)
             if state.where != "cache":
@@ -158,12 +162,13 @@ class ModelStore:
         return self.state(name)
 
     @staticmethod
-    def _check(spec: ModelSpec, path: Path, expected_sha256: str | None = None, expected_size: int | None = None) -> str:
+    def _check(spec: ModelSpec, path: Path, expected_sha256: str | None = None, expected_size: int | None = None,
+               authority: str = "the mirror's models.json") -> str:
         """sha256 (the mirror's, else the name's prefix), size, strict loading; returns the sha256."""
         if expected_size is not None and path.stat().st_size != expected_size:
             raise UserError(f"{path}: {path.stat().st_size} bytes, the mirror's models.json says {expected_size}")
         digest = checks.sha256_of(path)
-        checks.check_hash(spec, path, digest, expected_sha256)
+        checks.check_hash(spec, path, digest, expected_sha256, authority)
         checks.check_structure(spec, path)
         return digest
 
