@@ -238,3 +238,22 @@ def make_mirror(authors_checkpoint, random_detector_weights, weights_digests):
 def no_torch_hub(isolated_torch_hub):
     """torchvision's cache is empty, so only the registry's cache counts."""
     return isolated_torch_hub
+
+
+@pytest.fixture(autouse=True)
+def loopback_only(monkeypatch):
+    """These tests use the network, the loopback interface only: the suite's offline
+    switch is lifted for them, and a name other than 127.0.0.1/localhost fails to
+    resolve, so a slip towards a real host fails the test instead of downloading."""
+    import socket
+
+    monkeypatch.delenv("INSTMATT_OFFLINE", raising=False)
+    monkeypatch.delenv("INSTMATT_MODELS_MIRROR", raising=False)
+    real = socket.getaddrinfo
+
+    def loopback_getaddrinfo(host, *args, **kwargs):
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            raise socket.gaierror(socket.EAI_NONAME, f"{host}: the registry tests stay on the loopback interface")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", loopback_getaddrinfo)

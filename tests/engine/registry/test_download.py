@@ -135,3 +135,8 @@ def test_drive_error_page_is_one_line(loopback, tmp_path, monkeypatch):
         download.drive_to_part("abc123", tmp_path / "best_model.pth.part")
     assert "\n" not in str(info.value)
     assert not (tmp_path / "best_model.pth.part").exists()
+
+
+def test_the_suite_cannot_reach_a_real_host(tmp_path):
+    with pytest.raises(UserError, match="cannot download https://download.pytorch.org/"):
+        download.http_to_part("https://download.pytorch.org/models/x.pth", tmp_path / "x.part")
