@@ -6,9 +6,18 @@ which has no torch, and pytest loads this file for them too.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# The suite stays offline and never sees the user's model cache: the engine (and every
+# engine process a test starts, which inherits this) finds no cached model and may not
+# download one. The registry's own tests lift the offline switch for their loopback server.
+os.environ["INSTMATT_OFFLINE"] = "1"
+os.environ["INSTMATT_CACHE"] = tempfile.mkdtemp(prefix="instmatt-test-models-")
+os.environ.pop("INSTMATT_MODELS_MIRROR", None)
 
 # The authors' checkpoint keys and shapes (a copy of ../shared/reference/), kept in the
 # repo so the checkpoint tests run on any machine.

@@ -33,6 +33,7 @@ class BackendUnavailable(UserError):
 
 class Backend:
     name = "base"
+    weights_toy = False  # load_backend sets it: the shipped tiny checkpoint, not the authors' network
 
     def __init__(self, reason: str = "", device: torch.device | str = "cpu", width: float = 1.0,
                  weights_path: str | None = None):

@@ -212,13 +212,27 @@ _LOADED: dict = {}
 
 def load_backend(backend: str = "auto", weights: str | None = None, device: str | None = None,
                  threads: int | None = None) -> Backend:
-    """``create_backend`` for jobs: one network kept loaded and reused while its settings hold."""
+    """``create_backend`` for jobs: one network kept loaded and reused while its settings hold.
+
+    ``weights=None`` means the registry's choice: the authors' checkpoint when it is cached,
+    else the shipped tiny one, logged as toy weights. ``.weights_toy`` on the result says which.
+    """
+    if weights is None:
+        from engine.registry.resolve import matting_weights
+
+        choice = matting_weights()
+        if choice.toy:
+            _log_once(logging.WARNING, choice.note)
+        weights = None if choice.path is None else str(choice.path)
     key = (backend, None if weights is None else str(weights), device, threads)
     if key not in _LOADED:
         try:
             loaded = create_backend(preference=backend, weights=weights, device=device, threads=threads)
         except ValueError as exc:
             raise UserError(str(exc)) from None
+        from engine.registry.resolve import is_toy
+
+        loaded.weights_toy = is_toy(loaded.weights_path)
         _LOADED.clear()  # keep one network in memory
         _LOADED[key] = loaded
     return _LOADED[key]

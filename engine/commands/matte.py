@@ -19,7 +19,7 @@ from engine.errors import UserError
 from engine.job import build_job
 from engine.settings import BACKENDS, COMPRESSIONS, DEPTHS, REFINE_MODES, MatteSettings
 
-from .progress import InterruptGuard, ProgressBar, setup_logging
+from .progress import InterruptGuard, ProgressBar, add_offline_argument, apply_offline, setup_logging
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,7 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     guide = parser.add_mutually_exclusive_group()
     guide.add_argument("--masks", metavar="DIR", help="per-person masks instead of the detector: DIR/<frame, 4 digits>/<NN>.png")
     guide.add_argument("--index", metavar="PATTERN", help="one ID image per frame instead of the detector (0 = nobody)")
-    parser.add_argument("--weights", metavar="PATH", help="InstMatt weights (default: the shipped checkpoint)")
+    parser.add_argument("--weights", metavar="PATH",
+                        help="InstMatt weights (default: the authors' checkpoint when `instmatt models fetch` "
+                             "has cached it, else the shipped toy checkpoint)")
     parser.add_argument("--backend", default=defaults.BACKEND, choices=BACKENDS, help="inference backend (default: auto)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for the network")
@@ -45,7 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-area", type=float, default=defaults.MIN_AREA,
                         help=f"detector: minimum mask area as a fraction of the frame (default {defaults.MIN_AREA})")
     parser.add_argument("--detector-weights", metavar="PATH",
-                        help="Mask R-CNN weights (default: torchvision's cache, maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth)")
+                        help="Mask R-CNN weights (default: the model registry's 'detector', fetched on first use "
+                             "unless offline)")
     parser.add_argument("--detector-size", type=int, default=defaults.DETECTOR_SIZE,
                         help=f"detector: shorter side of the frame it sees (default {defaults.DETECTOR_SIZE}; "
                              f"smaller is faster)")
@@ -64,6 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "the manifest and the Cryptomatte layer; channels stay person_NN")
     parser.add_argument("--overwrite", action="store_true", help="recompute frames whose EXR already exists")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_offline_argument(parser)
 
 
 def parse_labels(items: list[str]) -> dict[str, str] | None:
@@ -91,6 +95,7 @@ def settings_from_args(args) -> MatteSettings:
 
 def run(args) -> int:
     setup_logging()
+    apply_offline(args)
     settings = settings_from_args(args)
     if args.masks:
         guidance = {"kind": "masks", "path": args.masks}

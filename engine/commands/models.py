@@ -16,6 +16,8 @@ import sys
 from engine.registry import catalog
 from engine.registry.store import ModelStore
 
+from .progress import DownloadBars
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the table as JSON")
@@ -54,30 +56,6 @@ def print_table(store: ModelStore, out=sys.stdout) -> None:
     print(f"cache: {store.root}", file=out)
 
 
-class ProgressBars:
-    """One tqdm bar per model on stderr, opened at its first byte."""
-
-    def __init__(self, stream=sys.stderr):
-        self.stream = stream
-        self.bars = {}
-
-    def __call__(self, name: str, done: int, total: int | None) -> None:
-        from tqdm import tqdm
-
-        bar = self.bars.get(name)
-        if bar is None:
-            bar = self.bars[name] = tqdm(total=total, initial=done, unit="B", unit_scale=True, unit_divisor=1024,
-                                         desc=name, file=self.stream, leave=True, dynamic_ncols=True)
-        if total is not None and bar.total != total:
-            bar.total = total
-        bar.update(done - bar.n)
-
-    def close(self) -> None:
-        for bar in self.bars.values():
-            bar.close()
-        self.bars.clear()
-
-
 def _report(message: str) -> None:
     print(message, file=sys.stderr)
 
@@ -93,7 +71,7 @@ def run(args) -> int:
             print_table(store)
         return 0
     if action == "fetch":
-        bars = ProgressBars()
+        bars = DownloadBars()
         try:
             states = store.fetch(args.names or None, mirror=args.mirror, offline=args.offline,
                                  progress=bars, report=_report)

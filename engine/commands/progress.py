@@ -22,6 +22,7 @@ class ProgressBar(Listener):
         self.stream = stream or sys.stderr
         self.bar: tqdm | None = None
         self.errors: list[str] = []
+        self.downloads: DownloadBars | None = None
 
     def progress(self, done, total, frame, fps, eta_s) -> None:
         if self.quiet:
@@ -45,10 +46,44 @@ class ProgressBar(Listener):
         else:
             print(line, file=self.stream, flush=True)
 
+    def download(self, model, done, total) -> None:
+        if not self.quiet:
+            if self.downloads is None:
+                self.downloads = DownloadBars(self.stream)
+            self.downloads(model, done, total)
+
+    def message(self, text) -> None:
+        print(f"{self.program}: {text}", file=self.stream, flush=True)
+
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+        if self.downloads is not None:
+            self.downloads.close()
+            self.downloads = None
+
+
+class DownloadBars:
+    """One tqdm bar per model fetched (``engine.registry``) on stderr, opened at its first byte."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+        self.bars: dict[str, tqdm] = {}
+
+    def __call__(self, name: str, done: int, total: int | None) -> None:
+        bar = self.bars.get(name)
+        if bar is None:
+            bar = self.bars[name] = tqdm(total=total, initial=done, unit="B", unit_scale=True, unit_divisor=1024,
+                                         desc=name, file=self.stream, leave=True, dynamic_ncols=True)
+        if total is not None and bar.total != total:
+            bar.total = total
+        bar.update(done - bar.n)
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+        self.bars.clear()
 
 
 class InterruptGuard:
@@ -84,3 +119,18 @@ def setup_logging(verbose: bool = False) -> None:
         root.addHandler(handler)
     root.setLevel(logging.INFO if verbose else logging.WARNING)
     root.propagate = False
+
+
+def add_offline_argument(parser) -> None:
+    parser.add_argument("--offline", action="store_true",
+                        help="no network use at all (also INSTMATT_OFFLINE=1): a missing model is an error")
+
+
+def apply_offline(args) -> None:
+    """``--offline`` holds for the whole process, as INSTMATT_OFFLINE=1 does (the registry reads it)."""
+    if getattr(args, "offline", False):
+        import os
+
+        from engine.registry.store import OFFLINE_ENV
+
+        os.environ[OFFLINE_ENV] = "1"

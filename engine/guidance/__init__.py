@@ -27,8 +27,9 @@ from .masks import ArrayGuidance, MaskFolderGuidance
 
 
 def make_guidance(kind: str = "detector", path: str | None = None,
-                  settings: MatteSettings | None = None) -> Guidance:
-    """Guidance from the CLI / protocol fields (the detector's settings from ``settings``)."""
+                  settings: MatteSettings | None = None, listener=None) -> Guidance:
+    """Guidance from the CLI / protocol fields (the detector's settings from ``settings``;
+    a detector fetched on first use reports its download to ``listener``)."""
     settings = settings or MatteSettings()
     if kind == "masks":
         if not path:
@@ -41,8 +42,11 @@ def make_guidance(kind: str = "detector", path: str | None = None,
     if kind == "detector":
         from .detector import DetectorGuidance, PersonDetector
 
+        progress = getattr(listener, "download", None)
+        report = getattr(listener, "message", None)
         return DetectorGuidance(PersonDetector(settings.detector_weights, settings.score, settings.min_area,
-                                               settings.device, size=settings.detector_size))
+                                               settings.device, size=settings.detector_size,
+                                               progress=progress, report=report))
     raise UserError(f"unknown guidance kind {kind!r} (use detector, masks or index)")
 
 

@@ -3,44 +3,37 @@
 Defaults follow the paper: COCO label 1 (person), score >= 0.7, mask area >= 2 % of the
 frame. Masks are the network's soft masks thresholded at 0.5, as InstMatt's guidance.
 
-Weights are never downloaded here. They are read from ``--detector-weights PATH`` or from
-torchvision's own cache, ``<torch.hub.get_dir()>/checkpoints/`` + ``COCO_WEIGHTS_FILE``
-(where torchvision puts them when it downloads them, e.g. once on a machine with network
-access). Without either, the engine stops with a message that says where to put the file
-and how to give masks instead.
+Weights come from ``--detector-weights PATH``, else from the model registry
+(:mod:`engine.registry`: its cache, or torchvision's own cache where that already holds
+``maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth``). Missing, they are fetched (with progress)
+when network use is allowed; offline, the engine stops with one line naming
+``instmatt models fetch`` and the mask/index guidance that needs no detector.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
 
-from engine.errors import InputFileError, UserError
+from engine.errors import InputFileError
+from engine.registry.catalog import MODELS
 from engine.settings import DETECTOR_SIZE, MIN_AREA, SCORE, check_detector
 
 from .base import Guidance, Guide
 
 PERSON_LABEL = 1
-COCO_WEIGHTS_FILE = "maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth"
-COCO_WEIGHTS_URL = "https://download.pytorch.org/models/" + COCO_WEIGHTS_FILE
+MODEL_NAME = "detector"  # its name in the registry
+COCO_WEIGHTS_FILE = MODELS[MODEL_NAME].file
+NO_DETECTOR_ALTERNATIVES = ("; or skip the detector and give the people yourself with --masks DIR "
+                            "(DIR/<frame>/<NN>.png) or --index PATTERN (one ID image per frame)")
 
 
-def cached_weights_path() -> Path:
-    import torch
-
-    return Path(torch.hub.get_dir()) / "checkpoints" / COCO_WEIGHTS_FILE
-
-
-def missing_weights_message() -> str:
-    return (f"no Mask R-CNN weights for the person detector: put {COCO_WEIGHTS_FILE} "
-            f"(from {COCO_WEIGHTS_URL}) at {cached_weights_path()} or pass --detector-weights PATH; "
-            f"or skip the detector and give the people yourself with --masks DIR (DIR/<frame>/<NN>.png) "
-            f"or --index PATTERN (one ID image per frame)")
-
-
-def resolve_weights(path: str | os.PathLike | None) -> Path:
+def resolve_weights(path: str | os.PathLike | None, progress=None, report=None,
+                    cancel: threading.Event | None = None) -> Path:
+    """The given file, else the registry's (fetched first when missing and allowed)."""
     if path is not None:
         path = Path(path)
         if not path.is_file():
@@ -48,26 +41,10 @@ def resolve_weights(path: str | os.PathLike | None) -> Path:
         if path.stat().st_size == 0:
             raise InputFileError(path, "detector weights file is empty (0 bytes)")
         return path
-    cached = cached_weights_path()
-    if cached.is_file() and cached.stat().st_size > 0:
-        return cached
-    raise UserError(missing_weights_message())
+    from engine.registry.resolve import require
 
-
-def _load_state_dict(path: Path) -> dict:
-    import torch
-
-    try:
-        payload = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise InputFileError(path, f"not a readable PyTorch weights file ({type(exc).__name__})") from None
-    if isinstance(payload, dict) and isinstance(payload.get("state_dict"), dict):
-        payload = payload["state_dict"]
-    if isinstance(payload, dict) and isinstance(payload.get("model"), dict):
-        payload = payload["model"]
-    if not isinstance(payload, dict):
-        raise InputFileError(path, "not a Mask R-CNN state_dict")
-    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in payload.items()}
+    return require(MODEL_NAME, progress=progress, report=report, cancel=cancel,
+                   alternatives=NO_DETECTOR_ALTERNATIVES)
 
 
 class PersonDetector:
@@ -76,12 +53,12 @@ class PersonDetector:
 
     def __init__(self, weights: str | os.PathLike | None = None, score: float = SCORE,
                  min_area: float = MIN_AREA, device: str | None = None, max_people: int = 100,
-                 size: int = DETECTOR_SIZE):
+                 size: int = DETECTOR_SIZE, progress=None, report=None):
         import torch
         from torchvision.models.detection import maskrcnn_resnet50_fpn
 
         check_detector(score, min_area, size)
-        self.weights_path = resolve_weights(weights)
+        self.weights_path = resolve_weights(weights, progress, report)
         self.score = float(score)
         self.min_area = float(min_area)
         self.size = int(size)
@@ -90,7 +67,9 @@ class PersonDetector:
         model = maskrcnn_resnet50_fpn(weights=None, weights_backbone=None,
                                       box_score_thresh=min(self.score, 0.05), box_detections_per_img=max_people,
                                       min_size=self.size, max_size=round(self.size * 1333 / 800))
-        state_dict = _load_state_dict(self.weights_path)
+        from engine.registry.checks import read_maskrcnn_state_dict
+
+        state_dict = read_maskrcnn_state_dict(self.weights_path)
         try:
             model.load_state_dict(state_dict, strict=True)
         except RuntimeError as exc:

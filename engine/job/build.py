@@ -37,7 +37,7 @@ def build_job(input_path: str, output: str, frames=None, guidance: dict | None =
     inputs = {os.path.abspath(source.file_for(f)) for f in chosen if source.file_for(f)}
     if any(os.path.abspath(format_pattern(pattern, f)) in inputs for f in chosen):
         raise UserError(f"{output}: the output would overwrite the input frames; choose another folder or name")
-    guide = make_guidance(guidance.get("kind", "detector"), guidance.get("path"), settings)
+    guide = make_guidance(guidance.get("kind", "detector"), guidance.get("path"), settings, listener)
     guide.check(chosen)  # before loading the network: fail fast on missing guidance
     if backend is None:
         def backend():

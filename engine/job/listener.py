@@ -14,6 +14,12 @@ class Listener:
 
     def error(self, message: str, file: str | None, fatal: bool) -> None: ...
 
+    def download(self, model: str, done: int, total: int | None) -> None:
+        """Bytes of a model fetched on first use (``engine.registry``)."""
+
+    def message(self, text: str) -> None:
+        """A note for the user (e.g. which model is being fetched, or that the weights are a toy)."""
+
 
 @dataclass
 class JobResult:

@@ -206,6 +206,7 @@ class MatteJob:
             "frame": frame,
             "size": [int(image.shape[1]), int(image.shape[0])],
             "weights": self.backend.weights_path,
+            "weights_toy": bool(getattr(self.backend, "weights_toy", False)),
             "backend": self.backend.name,
             "engine_version": _engine_version(),
             "guidance": self.guidance.describe(),

@@ -53,6 +53,14 @@ def matting_weights(explicit: str | Path | None = None, store: ModelStore | None
     return WeightsChoice(shipped, True, "shipped")
 
 
+def is_toy(path) -> bool:
+    """True for the shipped tiny checkpoint (or no file: random weights)."""
+    from engine.weights import default_weights_path
+
+    shipped = default_weights_path()
+    return path is None or (shipped is not None and Path(path).resolve() == shipped.resolve())
+
+
 def require(name: str, store: ModelStore | None = None, offline: bool | None = None,
             progress: FetchProgress | None = None, report: Report | None = None,
             cancel: threading.Event | None = None, alternatives: str = "") -> Path:

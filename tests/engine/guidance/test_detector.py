@@ -3,25 +3,28 @@ offline 'no weights' message."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
 from engine.errors import InputFileError, UserError
 
 
-def test_no_weights_offline_says_where_and_what_else(isolated_torch_hub):
-    from engine.guidance.detector import COCO_WEIGHTS_FILE, PersonDetector
+def test_no_weights_offline_names_the_fetch_command_and_what_else(isolated_torch_hub):
+    from engine.guidance.detector import PersonDetector
+    from engine.registry.resolve import ModelMissing
 
-    with pytest.raises(UserError) as info:
+    with pytest.raises(ModelMissing) as info:
         PersonDetector()
     message = str(info.value)
-    assert COCO_WEIGHTS_FILE in message
-    assert str(isolated_torch_hub / "checkpoints") in message
-    assert "--detector-weights" in message and "--masks" in message and "--index" in message
+    assert info.value.model == "detector"
+    assert "`instmatt models fetch detector`" in message and os.environ["INSTMATT_CACHE"] in message
+    assert "--masks" in message and "--index" in message
     assert "\n" not in message
 
 
-def test_cached_weights_are_found(isolated_torch_hub, random_detector_weights):
+def test_torchvision_cache_is_found(isolated_torch_hub, random_detector_weights):
     from engine.guidance.detector import COCO_WEIGHTS_FILE, resolve_weights
 
     cached = isolated_torch_hub / "checkpoints" / COCO_WEIGHTS_FILE
