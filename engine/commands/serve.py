@@ -24,7 +24,10 @@ import traceback
 
 from engine import settings as defaults
 from engine.errors import InputFileError, UserError
+from engine.registry.resolve import ModelMissing
 from engine.settings import GUIDANCE_KINDS, MatteSettings
+
+from .progress import add_offline_argument, apply_offline
 
 PROTOCOL = 1
 log = logging.getLogger("instmatt")
@@ -89,6 +92,15 @@ class EventListener:
         if file is not None:
             event["file"] = str(file)
         self.channel.send(event)
+
+    def download(self, model, done, total) -> None:
+        from .serve_models import DownloadEvents
+
+        self.downloads = getattr(self, "downloads", None) or DownloadEvents(self.channel, self.job_id)
+        self.downloads(model, done, total)
+
+    def message(self, text) -> None:
+        log.info("job %s: %s", self.job_id, text)
 
 
 def _json_id(value) -> bool:
@@ -163,7 +175,16 @@ class Server:
                  "backend": None, "weights": None, "pid": os.getpid()}
         if self.backend is not None:
             event.update(backend=self.backend.label, weights=self.backend.weights_path,
-                         device=str(self.backend.device), backend_reason=self.backend.reason)
+                         device=str(self.backend.device), backend_reason=self.backend.reason,
+                         weights_toy=bool(self.backend.weights_toy))
+            if self.backend.weights_toy:
+                from engine.registry.resolve import TOY_NOTE
+
+                event["warning"] = TOY_NOTE
+        from .serve_models import models_event
+
+        models = models_event()
+        event.update(offline=models["offline"], models=models["models"], models_cache=models["cache"])
         if self.model_error is not None:
             event["error"] = self.model_error
         return event
@@ -212,6 +233,12 @@ class Server:
                 self.channel.send(event)
             elif kind == "matte":
                 self.start_matte(request)
+            elif kind == "models":
+                from .serve_models import models_event
+
+                self.channel.send(models_event(rid if _json_id(rid) else None))
+            elif kind == "fetch_models":
+                self.start_fetch(request)
             elif kind == "cancel":
                 self.cancel(rid)
             elif kind == "shutdown":
@@ -219,9 +246,9 @@ class Server:
                 self.channel.send({"type": "bye"})
                 return "shutdown"
             else:
-                raise RequestError(f"unknown request type {kind!r} (ping, matte, cancel, shutdown)")
+                raise RequestError(f"unknown request type {kind!r} (ping, matte, models, fetch_models, cancel, shutdown)")
         except RequestError as exc:
-            event = {"type": "error", "message": str(exc), "fatal": kind == "matte"}
+            event = {"type": "error", "message": str(exc), "fatal": kind in ("matte", "fetch_models")}
             if _json_id(rid):
                 event["id"] = rid
             if exc.file:
@@ -258,6 +285,21 @@ class Server:
             raise RequestError("'frames' must be \"FIRST-LAST\" or [first, last]")
         guidance = _guidance(request.get("guidance"))
         settings = _settings_from_options(request.get("options") or {}, self.defaults)
+        self._start_worker(rid, lambda cancel: self._job_outcome(rid, request, frames, guidance, settings, cancel))
+
+    def start_fetch(self, request: dict) -> None:
+        """Blender's Download Models: a job like a matte (one at a time, cancellable)."""
+        from .serve_models import fetch_job
+
+        rid = request.get("id")
+        if not _json_id(rid):
+            raise RequestError("fetch_models needs an 'id' (a string or an integer) chosen by the client")
+        try:
+            self._start_worker(rid, fetch_job(self, rid, request))
+        except UserError as exc:
+            raise RequestError(str(exc)) from None
+
+    def _start_worker(self, rid, outcome) -> None:
         with self.lock:
             if self.job_active:
                 raise RequestError(f"busy: job {self.job_id} is running")
@@ -265,7 +307,7 @@ class Server:
             self.job_id = rid
             self.job_cancel = threading.Event()
             self.job_thread = threading.Thread(target=self._run_job, name=f"job-{rid}", daemon=True,
-                                               args=(rid, request, frames, guidance, settings, self.job_cancel))
+                                               args=(outcome, self.job_cancel))
             self.job_thread.start()
 
     def _backend_for(self, settings: MatteSettings):
@@ -280,9 +322,10 @@ class Server:
             self.backend = backend
         return backend
 
-    def _run_job(self, rid, request, frames, guidance, settings, cancel: threading.Event) -> None:
-        """The worker: runs one job and ends it with exactly one ``done`` or fatal ``error``."""
-        final = self._job_outcome(rid, request, frames, guidance, settings, cancel)
+    def _run_job(self, outcome, cancel: threading.Event) -> None:
+        """The worker: runs one job and ends it with exactly one final event (``done``,
+        ``models`` or a fatal ``error``)."""
+        final = outcome(cancel)
         with self.lock:  # the job is over before its last event: a new request may follow at once
             self.job_active = False
         self.channel.send(final)
@@ -296,6 +339,10 @@ class Server:
                             backend=lambda: self._backend_for(settings))
             log.info("job %s: %d frames of %s -> %s", rid, len(job.frames), job.source.path, job.output_pattern)
             result = job.run()
+        except ModelMissing as exc:
+            from .serve_models import missing_model_event
+
+            return missing_model_event(rid, exc)
         except InputFileError as exc:
             return {"type": "error", "id": rid, "message": str(exc), "fatal": True, "file": exc.path}
         except UserError as exc:
@@ -316,7 +363,8 @@ class Server:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stdio", action="store_true", required=True,
                         help="talk JSON lines over stdin/stdout (docs/protocol.md); logs go to stderr")
-    parser.add_argument("--weights", metavar="PATH", help="InstMatt weights (default: the shipped checkpoint)")
+    parser.add_argument("--weights", metavar="PATH",
+                        help="InstMatt weights (default: the authors' checkpoint when cached, else the toy one)")
     parser.add_argument("--backend", default=defaults.BACKEND, choices=defaults.BACKENDS,
                         help="default inference backend")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
@@ -326,6 +374,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-preload", action="store_true",
                         help="send hello at once and load the network on the first matte request")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more to stderr")
+    add_offline_argument(parser)
 
 
 def _protocol_stream():
@@ -341,6 +390,7 @@ def run(args) -> int:
     from engine.commands.progress import setup_logging
 
     setup_logging(verbose=args.verbose)
+    apply_offline(args)
     logging.getLogger("instmatt").setLevel(logging.INFO)
     defaults = {"backend": args.backend, "weights": args.weights, "device": args.device, "threads": args.threads,
                 "detector_weights": args.detector_weights}
