@@ -15,6 +15,7 @@ import json
 import re
 import shutil
 import threading
+import time
 import urllib.parse
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -41,6 +42,7 @@ class Loopback:
     drops: dict = field(default_factory=dict)       # url path -> [bytes before dropping, times left]
     lie_length: dict = field(default_factory=dict)  # url path -> Content-Length to announce instead
     ignore_range: bool = False
+    slow: dict = field(default_factory=dict)        # url path -> seconds to wait before each chunk
     drive_files: dict = field(default_factory=dict)  # Drive id -> Path or bytes
     drive_error: str | None = None
     hits: list = field(default_factory=list)
@@ -149,6 +151,8 @@ def _make_handler(state: Loopback):
                 while True:
                     want = CHUNK if limit is None else min(CHUNK, limit - hit.sent)
                     block = handle.read(want) if want > 0 else b""
+                    if path in state.slow:
+                        time.sleep(state.slow[path])
                     if not block:
                         break
                     try:
