@@ -12,10 +12,10 @@ import atexit
 
 import bpy
 
-from . import client, compositor, masks, operators, planning, prefs, properties, run, sources, ui  # noqa: F401
+from . import client, compositor, masks, model_ops, operators, planning, prefs, properties, run, sources, ui  # noqa: F401
 from .client.shared import stop_shared_engine
 
-_MODULES = (prefs, properties, operators, ui)
+_MODULES = (prefs, properties, operators, model_ops, ui)
 _atexit_registered = False
 
 

@@ -14,6 +14,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
 from . import compositor, prefs, sources
+from .client import models
 from .client.frames import frame_path, frames_on_disk
 from .client.matte_files import inspect_mattes
 from .client.protocol import EngineError
@@ -211,9 +212,12 @@ class INSTMATT_OT_check_engine(bpy.types.Operator):
         except EngineError as exc:
             self.report({"ERROR"}, f"InstMatt: {exc}")
             return {"CANCELLED"}
+        models.remember(hello)
+        weights = os.path.basename(str(hello.get("weights") or "built-in"))
+        if hello.get("weights_toy"):
+            weights += f" = {models.TOY_TEXT}"
         self.report({"INFO"}, "InstMatt engine {} ready: backend {}, weights {} (pid {})".format(
-            hello.get("engine_version", "?"), hello.get("backend", "?"),
-            os.path.basename(str(hello.get("weights") or "built-in")), hello.get("pid", client.pid)))
+            hello.get("engine_version", "?"), hello.get("backend", "?"), weights, hello.get("pid", client.pid)))
         return {"FINISHED"}
 
 

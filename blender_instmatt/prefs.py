@@ -74,8 +74,16 @@ class InstMattPreferences(bpy.types.AddonPreferences):
     )
     backend: EnumProperty(name="Backend", items=BACKENDS, default=defaults.BACKEND)
     weights: StringProperty(
-        name="Weights",
-        description="A weights file (.safetensors). Empty: the tiny checkpoint that ships with the engine",
+        name="InstMatt Weights",
+        description=("An InstMatt weights file you already have (the authors' best_model.pth, or .safetensors). "
+                     "Empty: the authors' checkpoint once Download Models fetched it, else the engine's toy weights"),
+        subtype="FILE_PATH",
+        default="",
+    )
+    detector_weights: StringProperty(
+        name="Detector Weights",
+        description=("A Mask R-CNN file you already have (maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth). "
+                     "Empty: the one Download Models fetches"),
         subtype="FILE_PATH",
         default="",
     )
@@ -113,9 +121,11 @@ class InstMattPreferences(bpy.types.AddonPreferences):
         row = col.row(align=True)
         row.operator("instmatt.check_engine", icon="PLAY")
         row.operator("instmatt.stop_engine", icon="CANCEL")
+        from .model_ops import draw_models_box
+
+        draw_models_box(layout, self)
         col = layout.column(heading="Matting")
         col.prop(self, "backend")
-        col.prop(self, "weights")
         col.prop(self, "max_side")
         col.prop(self, "refine")
         col = layout.column(heading="Detector")
@@ -132,6 +142,7 @@ class _Defaults:
     engine_root = ""
     backend = defaults.BACKEND
     weights = ""
+    detector_weights = ""
     score = defaults.SCORE
     min_area = defaults.MIN_AREA
     max_side = defaults.MAX_SIDE
@@ -171,6 +182,7 @@ def engine_launch(prefs) -> tuple[list[str], str | None, dict]:
     root = bpy.path.abspath(prefs.engine_root) if prefs.engine_root else ""
     argv, cwd, env = launch.build_command(
         python=python, command=command, engine_root=root, addon_dir=ADDON_DIR,
+        offline=not getattr(bpy.app, "online_access", True),  # Blender's Allow Online Access
     )
     env["INSTMATT_CACHE_DIR"] = user_path("engines")
     return argv, cwd, env
@@ -187,6 +199,8 @@ def engine_options(prefs, overwrite: bool = False) -> dict:
     }
     if prefs.weights:
         options["weights"] = bpy.path.abspath(prefs.weights)
+    if prefs.detector_weights:
+        options["detector_weights"] = bpy.path.abspath(prefs.detector_weights)
     return options
 
 

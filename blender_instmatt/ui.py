@@ -7,6 +7,7 @@ import json
 import bpy
 
 from . import masks, run
+from .client import models
 
 
 def draw_panel(layout, context, editor: str) -> None:
@@ -60,6 +61,8 @@ def draw_panel(layout, context, editor: str) -> None:
         op.source = settings.source
     if settings.status:
         col.label(text=settings.status, icon="TIME" if running else "INFO")
+    if models.last_models.get("toy"):
+        col.label(text=models.TOY_TEXT, icon="ERROR")
     if settings.last_people:
         box = col.box()
         box.label(text="Alpha outputs of 'InstMatt People':")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 
+from .models import error_text, remember
 from .process import EngineClient
 from .protocol import EXIT_EVENT, NOISE_EVENT, EngineError, check_hello, new_request_id
 
@@ -134,6 +135,7 @@ class MatteJob:
 
     def _send_request(self) -> None:
         hello = self.client.hello or {}
+        remember(hello)
         for key in ("warning", "error"):
             if hello.get(key):  # e.g. random weights, a network that failed to load
                 self.warnings.append(f"engine: {hello[key]}")
@@ -199,7 +201,7 @@ class MatteJob:
                 # An earlier job (e.g. one Blender abandoned) is finishing its frame: try again.
                 self._retry_at = self.clock() + 0.5
             elif event.get("fatal", True):
-                self._fail(f"Engine: {message}")
+                self._fail(error_text(event))
             else:
                 self.warnings.append(message)
 

@@ -37,11 +37,15 @@ def find_engine_root(*candidates: str) -> str | None:
     return None
 
 
+OFFLINE_ENV = "INSTMATT_OFFLINE"
+
+
 def build_command(
     python: str = "",
     command: str = "",
     engine_root: str = "",
     addon_dir: str = "",
+    offline: bool = False,
 ) -> tuple[list[str], str | None, dict[str, str]]:
     """``(argv, cwd, env)`` that start the engine.
 
@@ -50,6 +54,7 @@ def build_command(
     with ``python`` defaulting to ``<repo>/.venv/bin/python`` when the add-on lives in the
     repository.  The folder that holds ``engine/`` becomes the working directory and is
     put first on ``PYTHONPATH``, so the engine imports whether or not it is pip-installed.
+    ``offline`` (Blender's Allow Online Access is off) forbids the engine all network use.
     """
     repo = find_engine_root(addon_dir) if addon_dir else None
     if command.strip():
@@ -63,7 +68,7 @@ def build_command(
                 )
             python = default_python(repo)
         python = os.path.expanduser(python.strip())
-        argv = [python, "-m", "engine", "serve", "--stdio"]
+        argv = [python, "-m", "engine", "serve", "--stdio"] + (["--offline"] if offline else [])
     root = engine_root.strip() if engine_root else ""
     if root:
         root = os.path.realpath(os.path.expanduser(root))
@@ -74,6 +79,8 @@ def build_command(
     for key in ("PYTHONHOME", "PYTHONSTARTUP", "PYTHONEXECUTABLE"):
         env.pop(key, None)  # Blender's own Python settings must not leak into the engine's
     env["PYTHONUNBUFFERED"] = "1"
+    if offline:
+        env[OFFLINE_ENV] = "1"  # also for a full command line, which we do not edit
     env.setdefault("PYTHONIOENCODING", "utf-8")
     if root:
         paths = [root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+from .launch import OFFLINE_ENV
 from .process import EngineClient
 
 _shared: EngineClient | None = None
@@ -11,12 +12,14 @@ _shared_lock = threading.Lock()
 
 
 def shared_engine(argv: list[str], cwd: str | None, env: dict | None, log_path: str | None = None) -> EngineClient:
-    """The warm engine for this Blender session: started once, restarted if it died or
-    if the command changed."""
+    """The warm engine for this Blender session: started once, restarted if it died, if
+    the command changed or if online access was switched."""
     global _shared
     with _shared_lock:
         client = _shared
-        if client is not None and (not client.alive() or client.argv != list(argv) or client.cwd != cwd):
+        offline = (env or {}).get(OFFLINE_ENV)
+        if client is not None and (not client.alive() or client.argv != list(argv) or client.cwd != cwd
+                                   or (client.env or {}).get(OFFLINE_ENV) != offline):
             client.stop(timeout=2.0)
             client = None
         if client is None:

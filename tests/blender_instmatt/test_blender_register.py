@@ -11,7 +11,8 @@ import pytest
 from blender_helpers import ADDON, PACKAGE_DIR, REPO, build_script
 
 CLASSES = ("INSTMATT_OT_matte_people", "INSTMATT_OT_check_engine", "INSTMATT_OT_stop_engine",
-           "INSTMATT_OT_load_mattes", "INSTMATT_PT_image", "INSTMATT_PT_clip", "INSTMATT_PT_compositor",
+           "INSTMATT_OT_load_mattes", "INSTMATT_OT_refresh_models", "INSTMATT_OT_download_models",
+           "INSTMATT_PT_image", "INSTMATT_PT_clip", "INSTMATT_PT_compositor",
            )
 
 
@@ -34,7 +35,8 @@ def test_registered(bpy, addon):
 def test_default_engine_is_repo_venv(bpy, addon):
     prefs = bpy.context.preferences.addons[ADDON].preferences
     argv, cwd, env = addon.prefs.engine_launch(prefs)
-    assert argv == [os.path.join(REPO, ".venv", "bin", "python"), "-m", "engine", "serve", "--stdio"]
+    offline = [] if bpy.app.online_access else ["--offline"]  # Allow Online Access off: the engine too
+    assert argv == [os.path.join(REPO, ".venv", "bin", "python"), "-m", "engine", "serve", "--stdio", *offline]
     assert cwd == REPO
     assert env["PYTHONPATH"].split(os.pathsep)[0] == REPO
     assert env["INSTMATT_CACHE_DIR"].endswith("engines") and os.path.isdir(env["INSTMATT_CACHE_DIR"])
