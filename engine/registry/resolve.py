@@ -76,7 +76,9 @@ def require(name: str, store: ModelStore | None = None, offline: bool | None = N
 
     spec = get(name)
     if offline and (mirror is None or is_url(mirror)):
-        raise ModelMissing(name, f"no {spec.used_for} weights: '{name}' is not cached in {store.root} and network "
+        hub = store.torch_hub_folder(name)
+        where = f"in neither {store.root} nor torchvision's cache {hub}" if hub else f"not in {store.root}"
+        raise ModelMissing(name, f"no weights for {spec.used_for}: '{name}' ({spec.file}) is {where}, and network "
                                  f"use is off; run `{fetch_hint([name])}` where the network is allowed "
                                  f"(or with --mirror){alternatives}")
     if report is not None:

@@ -116,6 +116,11 @@ class ModelStore:
         if index.pop(name, None) is not None:
             write_bytes_atomic(self.root / INDEX_NAME, (json.dumps(index, indent=2) + "\n").encode("utf-8"))
 
+    def torch_hub_folder(self, name: str) -> Path | None:
+        """Where torchvision's own copy of ``name`` would count, if it can."""
+        path = _torch_hub_file(catalog.get(name))
+        return None if path is None else path.parent
+
     def locate(self, name: str) -> Path | None:
         """The file to use for ``name``: the cache's, else torchvision's cache; None if absent."""
         state = self.state(name)

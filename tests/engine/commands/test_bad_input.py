@@ -132,7 +132,8 @@ def test_missing_detector_weights_offline(matte, tmp_path, isolated_torch_hub):
     cv2.imwrite(str(tmp_path / "plate.png"), np.zeros((8, 8, 3), np.uint8))
     status, err = matte(tmp_path / "plate.png", "-o", tmp_path / "out")
     assert status == 2
-    one_line_error(err, "maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth", str(isolated_torch_hub), "--masks")
+    one_line_error(err, "maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth", str(isolated_torch_hub), "--masks",
+                   "`instmatt models fetch detector`")
 
 
 def test_thirty_people(matte, tmp_path):
