@@ -69,7 +69,10 @@ class Mirror:
     """An opened mirror: its entries, and a way to bring one file into a ``.part``."""
 
     def __init__(self, location: str):
-        self.location = str(location)
+        location = str(location)
+        if location.rstrip("/").endswith("/" + INDEX_NAME) or location == INDEX_NAME:
+            location = location.rstrip("/")[: -len(INDEX_NAME)] or "."  # the index's own address works too
+        self.location = location
         self.remote = is_url(self.location)
         if self.remote:
             self.base = self.location if self.location.endswith("/") else self.location + "/"

@@ -110,6 +110,14 @@ def test_offline_with_an_empty_cache_names_the_fetch_command(loopback, make_mirr
     assert loopback.hits == []  # not even models.json
 
 
+def test_mirror_named_by_its_models_json(loopback, make_mirror, tmp_path, no_torch_hub):
+    url = make_mirror(loopback, names=("detector",))
+    (state,) = ModelStore(tmp_path / "cache").fetch(["detector"], mirror=url.rstrip("/"))
+    assert state.status == "verified"
+    (state,) = ModelStore(tmp_path / "cache2").fetch(["detector"], mirror=url + "models.json")
+    assert state.status == "verified"
+
+
 def test_mirror_without_the_model_is_one_line(loopback, make_mirror, tmp_path, no_torch_hub):
     url = make_mirror(loopback, names=("detector",))
     with pytest.raises(UserError, match="has no 'instmatt' in its models.json"):
