@@ -79,6 +79,8 @@ class DownloadBars:
         if total is not None and bar.total != total:
             bar.total = total
         bar.update(done - bar.n)
+        if total is not None and done >= total:
+            bar.close()  # one finished bar a line; the next model's starts below it
 
     def close(self) -> None:
         for bar in self.bars.values():

@@ -245,7 +245,10 @@ class ModelStore:
                     for _, other, _, _ in staged:  # the source is not to be trusted: keep nothing of it
                         other.unlink(missing_ok=True)
                     staged.clear()
-                    raise UserError(f"{exc}; the file was deleted") from None
+                    message = str(exc)
+                    if message.startswith(str(part)):  # name what the user gave, not our temporary file
+                        message = source + message[len(str(part)):]
+                    raise UserError(f"{message}; nothing of it was kept") from None
                 staged.append((spec, part, digest, source))
         finally:
             for spec, part, digest, source in staged:
