@@ -51,6 +51,7 @@ class MatteJob:
         self.fps = 0.0
         self.eta_s: float | None = None
         self.current_frame: int | None = None
+        self.downloading: tuple[str, int, int | None] | None = None  # a model the engine fetches first
         self.started_at = clock()
         self.sent_at: float | None = None
         self.cancel_at: float | None = None
@@ -124,6 +125,10 @@ class MatteJob:
             return f"InstMatt: starting the engine ({self.clock() - self.started_at:.0f} s)"
         if self.state == self.CANCELLING:
             return "InstMatt: cancelling after the frame in hand..."
+        if self.downloading is not None and not self.done_count:
+            model, done, total = self.downloading
+            size = f" of {total / 1e6:.1f} MB" if total else ""
+            return f"InstMatt: downloading {model} {done / 1e6:.1f} MB{size} (first use)  (Esc to cancel)"
         text = f"InstMatt: {self.done_count}/{self.total or '?'} frames"
         if self.fps:
             text += f", {self.fps:.2f} fps"
@@ -171,7 +176,9 @@ class MatteJob:
             return
         if event_id != self.id:
             return  # a late event of an earlier job
-        if kind == "progress":
+        if kind == "download":
+            self.downloading = (str(event.get("model")), int(event.get("done") or 0), event.get("total"))
+        elif kind == "progress":
             self.done_count = int(event.get("done", self.done_count))
             self.total = int(event.get("total", self.total) or self.total)
             self.fps = float(event.get("fps") or 0.0)

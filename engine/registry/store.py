@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -77,12 +78,21 @@ class ModelState:
                 "sha256": self.sha256, "where": self.where}
 
 
-def _torch_hub_file(spec: ModelSpec) -> Path | None:
-    if not spec.in_torch_hub:
-        return None
-    import torch
+def _torch_hub_dir() -> Path:
+    """``torch.hub.get_dir()``; without importing torch (seconds) when nothing has yet, as
+    then nothing can have called ``torch.hub.set_dir`` and torch's own rule applies."""
+    if "torch" in sys.modules:
+        import torch
 
-    return Path(torch.hub.get_dir()) / "checkpoints" / spec.file
+        return Path(torch.hub.get_dir())
+    if os.environ.get("TORCH_HOME"):
+        return Path(os.path.expanduser(os.environ["TORCH_HOME"])) / "hub"
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")
+    return Path(os.path.expanduser(cache)) / "torch" / "hub"
+
+
+def _torch_hub_file(spec: ModelSpec) -> Path | None:
+    return _torch_hub_dir() / "checkpoints" / spec.file if spec.in_torch_hub else None
 
 
 class ModelStore:

@@ -135,3 +135,53 @@ def test_busy_engine_takes_the_job_when_free(jobs, start_fake, tmp_path):
         assert list(job.frames) == [3]
     finally:
         client.stop()
+
+
+def test_missing_model_error_speaks_blender_and_first_use_download_shows(jobs):
+    client = FakeClient()
+    job = jobs.MatteJob(client, {"input": "in", "output": "out.####.exr", "id": "j1"})
+    client.events.put({"type": "download", "id": "j1", "model": "detector", "done": 52_000_000, "total": 178_000_000})
+    job.poll()
+    assert job.status_text().startswith("InstMatt: downloading detector 52.0 MB of 178.0 MB (first use)")
+    client.events.put({"type": "error", "id": "j1", "fatal": True, "code": "model_missing", "model": "detector",
+                       "message": "no weights for the person detector: ... run `instmatt models fetch detector` ..."})
+    job.poll()
+    assert job.state == "FAILED"
+    assert job.error == ("no person detector yet: press Download Models in the InstMatt preferences, "
+                         "or set Guidance to Mask")
+
+
+@pytest.fixture(scope="module")
+def model_client(bpy):
+    return load_client("models")
+
+
+def test_model_fetch_state_machine(model_client):
+    client = FakeClient(hello=False)
+    fetch = model_client.ModelFetch(client, names=["detector"])
+    assert fetch.state == "STARTING" and not client.sent
+    client.events.put({"type": "hello", "protocol": 1, "weights_toy": True, "offline": False,
+                       "models": [{"name": "detector", "status": "missing"}], "models_cache": "/c"})
+    fetch.poll()
+    assert client.sent == [{"type": "fetch_models", "id": fetch.id, "names": ["detector"]}]
+    assert model_client.last_models["toy"] is True and model_client.last_models["cache"] == "/c"
+    client.events.put({"type": "download", "id": fetch.id, "model": "detector", "done": 89_000_000,
+                       "total": 178_000_000})
+    client.events.put({"type": "download", "id": "other", "model": "instmatt", "done": 1, "total": 2})
+    fetch.poll()
+    assert fetch.fraction == pytest.approx(0.5) and "downloading detector 89.0 MB of 178.0 MB" in fetch.status_text()
+    fetch.cancel()
+    assert fetch.state == "CANCELLING" and client.sent[-1] == {"type": "cancel", "id": fetch.id}
+    client.events.put({"type": "models", "id": fetch.id, "cancelled": True, "fetched": False,
+                       "models": [{"name": "detector", "status": "missing"}]})
+    assert fetch.poll() and fetch.state == "CANCELLED"
+
+    again = model_client.ModelFetch(client)
+    client.events.put({"type": "error", "id": again.id, "fatal": True,
+                       "message": "http://m/x.pth: sha256 mismatch for 'detector': ...; nothing of it was kept"})
+    assert again.poll() and again.state == "FAILED" and again.error.startswith("Engine: http://m/x.pth: sha256")
+    rows = model_client.model_rows([{"name": "detector", "status": "verified", "size": 178_000_000,
+                                     "where": "torch hub cache"},
+                                    {"name": "instmatt", "status": "missing", "size": None, "approx_size": None}])
+    assert rows == [("detector", "verified (torchvision's cache), 178.0 MB", "CHECKMARK"),
+                    ("instmatt", "missing", "ERROR")]

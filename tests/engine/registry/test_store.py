@@ -170,3 +170,17 @@ def test_torchvision_cache_counts_as_present_and_is_never_deleted(random_detecto
     with pytest.raises(UserError, match=r"promises a hash starting bf2d0c1e.*torchvision's copy is left alone"):
         store.verify("detector")
     assert hub_file.is_file()
+
+
+def test_torch_hub_folder_without_importing_torch_follows_torchs_rule(tmp_path, repo_root):
+    import subprocess
+    import sys
+
+    code = ("import sys; from engine.registry import ModelStore; "
+            "print(ModelStore().torch_hub_folder('detector')); print('torch' in sys.modules); "
+            "import torch; print(torch.hub.get_dir())")
+    for env in ({"TORCH_HOME": str(tmp_path / "th")}, {"XDG_CACHE_HOME": str(tmp_path / "xdg")}):
+        env.update(PATH="/usr/bin:/bin", HOME=str(tmp_path), INSTMATT_CACHE=str(tmp_path))
+        ours, imported, torchs = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                                env=env, check=True, cwd=repo_root).stdout.split()
+        assert imported == "False" and ours == str(tmp_path.joinpath(torchs, "checkpoints"))
