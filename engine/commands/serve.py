@@ -27,6 +27,7 @@ from engine.errors import InputFileError, UserError
 from engine.settings import GUIDANCE_KINDS, MatteSettings
 
 PROTOCOL = 1
+MAX_LINE = 1 << 20  # bytes: a longer request line is refused (and skipped), never held in memory
 log = logging.getLogger("instmatt")
 
 # the protocol's matte options: MatteSettings' fields (the same meaning as the command line)
@@ -57,7 +58,12 @@ class Channel:
         self.closed = False
 
     def send(self, event: dict) -> None:
-        line = json.dumps(event, ensure_ascii=True, allow_nan=False, default=str)
+        try:
+            line = json.dumps(event, ensure_ascii=True, allow_nan=False, default=str)
+        except ValueError as exc:  # a NaN in an event is our bug: say so rather than break the stream
+            log.error("cannot send %r: %s", event, exc)
+            line = json.dumps({"type": "error", "message": f"internal error: unsendable event ({exc})",
+                               "fatal": False})
         with self.lock:
             if self.closed:
                 return
@@ -93,6 +99,36 @@ class EventListener:
 
 def _json_id(value) -> bool:
     return isinstance(value, (str, int)) and not isinstance(value, bool)
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_request(raw: bytes):
+    """One request line -> its JSON value; ValueError with a short reason for anything else
+    (not UTF-8, not JSON, NaN/Infinity, numbers too long for Python, nesting too deep)."""
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, and int() refusing thousands of digits
+        raise ValueError(str(exc).splitlines()[0][:200]) from None
+
+
+def read_line(stream, limit: int = MAX_LINE) -> tuple[bytes, bool]:
+    """(line, too_long) with at most ``limit`` bytes held; the rest of a longer line is read and dropped."""
+    line = stream.readline(limit + 1)
+    if len(line) <= limit or line.endswith(b"\n"):
+        return line, False
+    while True:
+        rest = stream.readline(limit)
+        if not rest or rest.endswith(b"\n"):
+            return line[:64], True
 
 
 def _settings_from_options(options: dict, defaults: dict) -> MatteSettings:
@@ -177,24 +213,37 @@ class Server:
             self.channel.send({"type": "error", "message": self.model_error, "fatal": False})
         try:
             while True:
-                raw = self.requests.readline()
+                raw, too_long = read_line(self.requests)
+                if too_long:
+                    self.channel.send({"type": "error", "fatal": False,
+                                       "message": f"malformed request: line longer than {MAX_LINE} bytes (skipped)"})
+                    continue
                 if not raw:
                     log.info("stdin closed: shutting down")
                     self.stop_job()
                     return 0
                 if not raw.strip():
                     continue
-                if self.handle_line(raw) == "shutdown":
+                if self.handle_line_safely(raw) == "shutdown":
                     return 0
         except KeyboardInterrupt:
             self.stop_job()
             return 0
 
+    def handle_line_safely(self, raw: bytes) -> str | None:
+        """handle_line, and an ``error`` event instead of a dead server if it has a bug."""
+        try:
+            return self.handle_line(raw)
+        except Exception as exc:
+            log.error("request failed:\n%s", traceback.format_exc())
+            self.channel.send({"type": "error", "message": f"internal error: {type(exc).__name__}: {exc}",
+                               "fatal": False})
+            return None
+
     def handle_line(self, raw: bytes) -> str | None:
         try:
-            text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-            request = json.loads(text)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            request = parse_request(raw)
+        except ValueError as exc:
             self.channel.send({"type": "error", "message": f"malformed request (not a JSON line): {exc}",
                                "fatal": False})
             return None
@@ -207,7 +256,7 @@ class Server:
         try:
             if kind == "ping":
                 event = {"type": "pong"}
-                if rid is not None:
+                if _json_id(rid):
                     event["id"] = rid
                 self.channel.send(event)
             elif kind == "matte":
@@ -346,5 +395,6 @@ def run(args) -> int:
                 "detector_weights": args.detector_weights}
     if args.detector_size is not None:
         defaults["detector_size"] = args.detector_size
+    MatteSettings(**defaults).check()  # a bad --threads/--device is one line and exit 2, before hello
     server = Server(sys.stdin.buffer, Channel(_protocol_stream()), defaults)
     return server.serve(load_model=not args.no_preload)
