@@ -347,8 +347,11 @@ class Server:
             result = job.run()
         except InputFileError as exc:
             return {"type": "error", "id": rid, "message": str(exc), "fatal": True, "file": exc.path}
-        except UserError as exc:
-            return {"type": "error", "id": rid, "message": str(exc), "fatal": True}
+        except UserError as exc:  # an OutputFileError (cannot write) names its file too
+            event = {"type": "error", "id": rid, "message": str(exc), "fatal": True}
+            if getattr(exc, "path", None):
+                event["file"] = exc.path
+            return event
         except Exception as exc:
             log.error("job %s failed:\n%s", rid, traceback.format_exc())
             return {"type": "error", "id": rid, "message": f"internal error: {type(exc).__name__}: {exc}",

@@ -47,7 +47,7 @@ def _engine_version() -> str:
 class MatteJob:
     def __init__(self, source, output_pattern: str, guidance, backend, settings: MatteSettings,
                  frames: list[int] | None = None, listener: Listener | None = None,
-                 cancel: threading.Event | None = None, tracker=None):
+                 cancel: threading.Event | None = None, tracker=None, known_failures=()):
         self.source = source
         self.output_pattern = output_pattern
         self.guidance = guidance
@@ -57,6 +57,7 @@ class MatteJob:
         self.listener = listener or Listener()
         self.cancel = cancel or threading.Event()
         self.tracker = tracker
+        self.known_failures = list(known_failures)  # (message, frame count): frames asked for, not in the input
         self.side_files = SideFiles(output_pattern, settings.write_png, settings.write_rgba)
         self.timings = dict.fromkeys(STAGES, 0.0)
         # per frame written: the person IDs and, for each, the index of its guidance mask
@@ -82,6 +83,9 @@ class MatteJob:
 
             self.tracker = Tracker()
         result = JobResult()
+        for message, count in self.known_failures:
+            result.failed += count
+            self.listener.error(message, self.source.path, False)
         total = len(self.frames)
         start = time.perf_counter()
         if total:
