@@ -360,7 +360,7 @@ class Server:
                  result.failed, " (cancelled)" if result.cancelled else "")
         return {"type": "done", "id": rid, "frames": result.frames, "people": result.people,
                 "cancelled": result.cancelled, "written": result.written, "skipped": result.skipped,
-                "failed": result.failed, "seconds": round(result.seconds, 3)}
+                "failed": result.failed, "elsewhere": result.elsewhere, "seconds": round(result.seconds, 3)}
 
 
 # --- command line ------------------------------------------------------------------------------

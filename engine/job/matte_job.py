@@ -30,6 +30,7 @@ from engine.io import (
 from engine.io.patterns import format_pattern
 from engine.settings import MatteSettings
 
+from .claims import FrameClaims
 from .listener import JobResult, Listener
 from .outputs import SideFiles, add_absent_layers, with_absent_people
 
@@ -59,6 +60,7 @@ class MatteJob:
         self.tracker = tracker
         self.known_failures = list(known_failures)  # (message, frame count): frames asked for, not in the input
         self.side_files = SideFiles(output_pattern, settings.write_png, settings.write_rgba)
+        self.claims = FrameClaims(output_pattern)  # other processes on the same folder take other frames
         self.timings = dict.fromkeys(STAGES, 0.0)
         # per frame written: the person IDs and, for each, the index of its guidance mask
         self.assignments: dict[int, tuple[list[str], list[int]]] = {}
@@ -90,19 +92,34 @@ class MatteJob:
         start = time.perf_counter()
         if total:
             self.listener.progress(0, total, self.frames[0], None, None)  # the job has started
+        elsewhere = []
         for index, frame in enumerate(self.frames):
             if self.cancel.is_set():
                 result.cancelled = True
                 break
-            if not self._skip_existing(frame, result):
-                self._compute(frame, result)
+            if not self._claimed(frame, result):
+                elsewhere.append(frame)
             self._progress(index + 1, total, frame)
+        # once more for frames others had: done by now, or their process died (a stale claim)
+        elsewhere = [f for f in elsewhere if not self.cancel.is_set() and not self._claimed(f, result)]
+        result.elsewhere = len(elsewhere)
         add_absent_layers([self.path(frame) for frame in self.frames], result.people)
         result.seconds = time.perf_counter() - start
         result.timings = dict(self.timings)
         if self.cancel.is_set() and result.frames + result.failed < total:
             result.cancelled = True
         return result
+
+    def _claimed(self, frame: int, result: JobResult) -> bool:
+        """Skip or compute the frame under its claim; False when another process holds it."""
+        if not self.claims.claim(frame):
+            return False
+        try:
+            if not self._skip_existing(frame, result):
+                self._compute(frame, result)
+        finally:
+            self.claims.release(frame)
+        return True
 
     # -- step 1: a frame already done -----------------------------------------------------------
     def _skip_existing(self, frame: int, result: JobResult) -> bool:
