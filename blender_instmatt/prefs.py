@@ -113,6 +113,7 @@ class InstMattPreferences(bpy.types.AddonPreferences):
         row = col.row(align=True)
         row.operator("instmatt.check_engine", icon="PLAY")
         row.operator("instmatt.stop_engine", icon="CANCEL")
+        row.operator("instmatt.open_engine_log", icon="TEXT")
         col = layout.column(heading="Matting")
         col.prop(self, "backend")
         col.prop(self, "weights")
@@ -190,10 +191,15 @@ def engine_options(prefs, overwrite: bool = False) -> dict:
     return options
 
 
+def engine_log_path() -> str:
+    """Where the engine's stderr goes (the Open Engine Log button shows it)."""
+    return os.path.join(user_path("logs"), "engine.log")
+
+
 def get_engine(prefs) -> EngineClient:
     """The warm engine, started (or restarted) as the preferences say."""
     argv, cwd, env = engine_launch(prefs)
-    return shared.shared_engine(argv, cwd, env, log_path=os.path.join(user_path("logs"), "engine.log"))
+    return shared.shared_engine(argv, cwd, env, log_path=engine_log_path())
 
 
 classes = (InstMattPreferences,)

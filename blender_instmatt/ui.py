@@ -60,6 +60,7 @@ def draw_panel(layout, context, editor: str) -> None:
         op.source = settings.source
     if settings.status:
         col.label(text=settings.status, icon="TIME" if running else "INFO")
+    col.operator("instmatt.open_engine_log", icon="TEXT")
     if settings.last_people:
         box = col.box()
         box.label(text="Alpha outputs of 'InstMatt People':")
