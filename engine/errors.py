@@ -16,8 +16,9 @@ class InputFileError(UserError):
         super().__init__(f"{self.path}: {problem}")
 
 
-class OutputFileError(UserError):
-    """A file cannot be written (read-only folder, full disk, name too long ...): the job stops."""
+class OutputFileError(UserError, OSError):
+    """A file cannot be written (read-only folder, full disk, name too long ...): the job stops.
+    Also an OSError, so code that handles a failed write as one keeps working."""
 
     def __init__(self, path, problem: str):
         self.path = str(path)

@@ -103,3 +103,25 @@ def test_matte_of_a_damaged_video_names_the_bad_frames_and_writes_the_right_pict
         _, mine, _ = read_person_exr(tmp_path / "bad_out" / f"damaged.{frame:04d}.exr")
         _, truth, _ = read_person_exr(tmp_path / "clean_out" / f"clean.{frame:04d}.exr")
         assert np.array_equal(mine, truth), f"EXR {frame} holds another picture's matte"
+
+
+def test_b_frames_are_numbered_by_presentation_time(tmp_path):
+    """H.264 with B-frames decodes out of order: frames are still named by their timestamps."""
+    av = pytest.importorskip("av")
+    if "libx264" not in av.codecs_available:
+        pytest.skip("this FFmpeg build has no libx264 encoder")
+    rng = np.random.default_rng(0)
+    path = tmp_path / "bframes.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=24)
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        stream.options = {"bf": "3", "g": "8", "crf": "12"}
+        for n in range(1, FRAMES + 1):
+            picture = av.VideoFrame.from_ndarray(numbered_picture(n, rng), format="rgb24")
+            for packet in stream.encode(picture):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    order = list(range(1, FRAMES + 1)) + [7, 19, 2, 20, 1, 13]
+    found = read_all(path, order)
+    assert all(found[f] is not None and picture_number(found[f]) == f for f in order)
