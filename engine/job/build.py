@@ -41,8 +41,8 @@ def build_job(input_path: str, output: str, frames=None, guidance: dict | None =
     preflight.check_no_collision(pattern, chosen, guide.input_files(chosen),
                                  f"the {guide.kind} guidance {guide.describe().get('path', '')}".rstrip(), side_kinds)
     guide.check(chosen)  # before loading the network: fail fast on missing guidance
-    preflight.check_foreign_outputs(pattern, chosen, settings.overwrite)
-    preflight.prepare_output_folder(pattern, chosen, side_kinds)
+    todo = preflight.check_foreign_outputs(pattern, chosen, settings.overwrite)
+    preflight.prepare_output_folder(pattern, todo or (chosen if side_kinds else []), side_kinds)
     absent = preflight.absent_report(source, frames)
     if backend is None:
         def backend():

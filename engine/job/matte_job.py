@@ -112,6 +112,8 @@ class MatteJob:
 
     def _claimed(self, frame: int, result: JobResult) -> bool:
         """Skip or compute the frame under its claim; False when another process holds it."""
+        if not self.side_files.kinds and self._skip_existing(frame, result):
+            return True  # done and nothing to add: no claim needed (the folder may be read-only)
         if not self.claims.claim(frame):
             return False
         try:

@@ -28,14 +28,16 @@ def _real(path) -> str:
     return os.path.realpath(os.path.abspath(str(path)))
 
 
-def check_foreign_outputs(pattern: str, frames: list[int], overwrite: bool) -> None:
-    """Refuse to overwrite EXRs this engine did not write (no manifest, or not an EXR at all)."""
+def check_foreign_outputs(pattern: str, frames: list[int], overwrite: bool) -> list[int]:
+    """Refuse to overwrite EXRs this engine did not write (no manifest, or not an EXR at all).
+    Returns the frames still to compute (all of them with ``overwrite``)."""
     if overwrite:
-        return
-    foreign = []
+        return list(frames)
+    foreign, todo = [], []
     for frame in frames:
         path = format_pattern(pattern, frame)
         if not os.path.lexists(path):
+            todo.append(frame)
             continue
         try:
             ours = os.path.isfile(path) and read_manifest(path) is not None
@@ -47,6 +49,7 @@ def check_foreign_outputs(pattern: str, frames: list[int], overwrite: bool) -> N
         more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
         raise UserError(f"{foreign[0]}{more}: already there and not written by instmatt (no instmatt_manifest); "
                         f"move it away, choose another output, or pass --overwrite to replace it")
+    return todo
 
 
 def check_no_collision(pattern: str, frames: list[int], files: list[str], what: str, side_kinds: list[str]) -> None:
@@ -66,7 +69,8 @@ def check_no_collision(pattern: str, frames: list[int], files: list[str], what: 
 
 
 def prepare_output_folder(pattern: str, frames: list[int], side_kinds: list[str]) -> None:
-    """Create and probe the output folder; remove temporary files of killed runs there."""
+    """Create and probe the output folder; remove temporary files of killed runs there.
+    ``frames``: those that will be written (none: a finished shot, maybe on a read-only share)."""
     if not frames:
         return
     probe_writable(format_pattern(pattern, frames[0]))

@@ -253,3 +253,15 @@ def test_temporary_files_of_killed_runs_are_removed_when_a_job_starts(matte, tmp
     finally:
         alive.kill()
         alive.wait()
+
+
+def test_a_finished_shot_on_a_read_only_share_is_checked_without_writing(matte, tmp_path):
+    pattern = plates(tmp_path / "in", [1, 2])
+    with tmpfs(tmp_path / "share", "size=4m") as share:
+        status, err = matte(pattern, "-o", share, "--masks", masks(tmp_path / "m", [1, 2]))
+        assert status == 0, err
+        remount = subprocess.run(["mount", "-o", "remount,ro", str(share)], capture_output=True)
+        assert remount.returncode == 0, remount.stderr
+        status, err = matte(pattern, "-o", share, "--masks", tmp_path / "m", network=False)
+        assert status == 0, err
+        assert "0 frames written, 2 already there" in err
