@@ -1,4 +1,4 @@
-"""The add-on's operators: Matte People, Load Mattes, Check Engine, Stop Engine.
+"""The add-on's operators: Matte People, Load Mattes, Check Engine, Stop Engine, Open Engine Log.
 
 From a script or ``blender -b`` Matte People runs to completion inside ``execute``.
 From the UI it is modal: a 0.1 s window timer polls the engine's events (a reader thread
@@ -236,6 +236,37 @@ class INSTMATT_OT_stop_engine(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class INSTMATT_OT_open_engine_log(bpy.types.Operator):
+    """Show the engine's log (its stderr: what it did, and why it failed) in a Text Editor"""
+
+    bl_idname = "instmatt.open_engine_log"
+    bl_label = "Open Engine Log"
+
+    TEXT_NAME = "InstMatt Engine Log"
+
+    def execute(self, context):
+        path = prefs.engine_log_path()
+        try:
+            with open(path, encoding="utf-8", errors="replace") as log:
+                content = log.read()
+        except OSError:
+            self.report({"WARNING"}, f"InstMatt: no engine log yet ({path}); it starts with the engine")
+            return {"CANCELLED"}
+        text = bpy.data.texts.get(self.TEXT_NAME) or bpy.data.texts.new(self.TEXT_NAME)
+        text.clear()
+        text.write(content)  # a snapshot: the file keeps growing while the engine runs
+        shown = False
+        for area in getattr(context.screen, "areas", []) or []:
+            if area.type == "TEXT_EDITOR":
+                area.spaces.active.text = text
+                shown = True
+                break
+        if not shown and not bpy.app.background:
+            bpy.ops.wm.path_open(filepath=path)  # no Text Editor open: the system's viewer
+        self.report({"INFO"}, f"InstMatt engine log: {path} (text '{self.TEXT_NAME}')")
+        return {"FINISHED"}
+
+
 class INSTMATT_OT_load_mattes(bpy.types.Operator):
     """Load matte EXR files written earlier (e.g. by a batch run) into the compositor"""
 
@@ -289,4 +320,5 @@ class INSTMATT_OT_load_mattes(bpy.types.Operator):
         return {"FINISHED"}
 
 
-classes = (INSTMATT_OT_matte_people, INSTMATT_OT_check_engine, INSTMATT_OT_stop_engine, INSTMATT_OT_load_mattes)
+classes = (INSTMATT_OT_matte_people, INSTMATT_OT_check_engine, INSTMATT_OT_stop_engine, INSTMATT_OT_open_engine_log,
+           INSTMATT_OT_load_mattes)

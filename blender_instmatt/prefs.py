@@ -121,6 +121,7 @@ class InstMattPreferences(bpy.types.AddonPreferences):
         row = col.row(align=True)
         row.operator("instmatt.check_engine", icon="PLAY")
         row.operator("instmatt.stop_engine", icon="CANCEL")
+        row.operator("instmatt.open_engine_log", icon="TEXT")
         from .model_ops import draw_models_box
 
         draw_models_box(layout, self)
@@ -204,10 +205,15 @@ def engine_options(prefs, overwrite: bool = False) -> dict:
     return options
 
 
+def engine_log_path() -> str:
+    """Where the engine's stderr goes (the Open Engine Log button shows it)."""
+    return os.path.join(user_path("logs"), "engine.log")
+
+
 def get_engine(prefs) -> EngineClient:
     """The warm engine, started (or restarted) as the preferences say."""
     argv, cwd, env = engine_launch(prefs)
-    return shared.shared_engine(argv, cwd, env, log_path=os.path.join(user_path("logs"), "engine.log"))
+    return shared.shared_engine(argv, cwd, env, log_path=engine_log_path())
 
 
 classes = (InstMattPreferences,)

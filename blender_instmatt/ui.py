@@ -63,6 +63,7 @@ def draw_panel(layout, context, editor: str) -> None:
         col.label(text=settings.status, icon="TIME" if running else "INFO")
     if models.last_models.get("toy"):
         col.label(text=models.TOY_TEXT, icon="ERROR")
+    col.operator("instmatt.open_engine_log", icon="TEXT")
     if settings.last_people:
         box = col.box()
         box.label(text="Alpha outputs of 'InstMatt People':")

@@ -26,8 +26,11 @@ def _load(weights: str | None, random_width: float | None):
 def _verify(model, path: Path, refiner_path: Path) -> dict:
     """Max |ONNX Runtime - PyTorch| on a small random input (CPU)."""
     import numpy as np
-    import onnxruntime
     import torch
+
+    from engine.backends.onnx_runtime import import_onnxruntime
+
+    onnxruntime = import_onnxruntime()  # telemetry off
 
     generator = torch.Generator().manual_seed(0)
     image = torch.randn(2, 3, 96, 128, generator=generator)

@@ -34,6 +34,7 @@ UNION_PASS = True  # an "all_people.A" pass
 BACKGROUND_PASS = True  # a "background.A" pass (1 - union)
 LABEL_KEY = re.compile(r"^person_\d+$")
 MAX_LABEL = 63
+DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")  # what the backends accept for ``device``
 
 
 def _is_int(value) -> bool:
@@ -109,6 +110,8 @@ class MatteSettings:
             raise UserError(f"threads must be a positive integer, got {self.threads!r}")
         check_exr(self.compression, self.depth)
         check_labels(self.labels)
+        if self.device is not None and not (isinstance(self.device, str) and DEVICE.fullmatch(self.device)):
+            raise UserError(f"device must be cpu, cuda or cuda:N, got {self.device!r}")
         check_detector(self.score, self.min_area, self.detector_size)
 
     def manifest(self) -> dict:

@@ -16,7 +16,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "setup: installing the engine and its dependencies into $venv (torch from local disk)" >&2
     "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$root[dev]" 2>&1 \
         | grep -v "^WARNING: Location" || true
-    "$venv/bin/python" -c "import torch, torchvision, cv2, onnxruntime, OpenEXR" \
+    "$venv/bin/python" -c "import torch, torchvision, cv2, av, onnxruntime, OpenEXR" \
         || { echo "setup: the engine environment is incomplete" >&2; exit 1; }
     echo "$want" > "$stamp"
 fi

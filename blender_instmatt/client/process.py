@@ -8,6 +8,7 @@ import collections
 import json
 import os
 import queue
+import signal
 import subprocess
 import threading
 import time
@@ -180,6 +181,10 @@ class EngineClient:
 
     def death_message(self) -> str:
         code = self.proc.poll() if self.proc else None
+        killed = signal_death(code)
+        if killed:  # its last log line (an INFO about the frame in hand) is not why it died
+            where = f"; its log: {self.log_path}" if self.log_path else ""
+            return f"{killed}{where}"
         what = "The engine stopped" if self.hello else "The engine failed to start"
         if code is not None:
             what += f" (exit code {code})"
@@ -221,12 +226,7 @@ class EngineClient:
     def _read_stderr(self) -> None:
         proc = self.proc
         assert proc is not None and proc.stderr is not None
-        log = None
-        if self.log_path:
-            try:
-                log = open(self.log_path, "a", encoding="utf-8")
-            except OSError:
-                log = None
+        log = open_log(self.log_path, self.argv, self.proc.pid)
         try:
             for raw in iter(proc.stderr.readline, b""):
                 line = raw.decode("utf-8", "replace").rstrip()
@@ -239,6 +239,42 @@ class EngineClient:
         finally:
             if log:
                 log.close()
+
+
+# Why a signal usually ends an engine: the kernel's out-of-memory killer sends SIGKILL.
+SIGNAL_HINTS = {"SIGKILL": "perhaps out of memory", "SIGSEGV": "a crash in native code",
+                "SIGBUS": "a crash in native code", "SIGABRT": "a crash in native code",
+                "SIGTERM": "stopped from outside"}
+LOG_ROTATE_BYTES = 8 << 20
+
+
+def signal_death(code: int | None) -> str:
+    """"The engine was killed (SIGKILL), perhaps out of memory" for an exit by a signal, else ""."""
+    if code is None or code >= 0:
+        return ""
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = f"signal {-code}"
+    hint = SIGNAL_HINTS.get(name)
+    return f"The engine was killed ({name})" + (f", {hint}" if hint else "")
+
+
+def open_log(path: str | None, argv: list[str], pid: int):
+    """The engine log, appended to (a new file once it grows past LOG_ROTATE_BYTES), with a
+    line that marks where this engine's output starts; None when it cannot be opened."""
+    if not path:
+        return None
+    try:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        if os.path.isfile(path) and os.path.getsize(path) > LOG_ROTATE_BYTES:
+            os.replace(path, path + ".1")
+        log = open(path, "a", encoding="utf-8")
+        log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} engine pid {pid}: {' '.join(argv)}\n")
+        log.flush()
+        return log
+    except OSError:
+        return None
 
 
 def last_meaningful_line(lines: list[str]) -> str:

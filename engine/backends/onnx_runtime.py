@@ -7,6 +7,7 @@ through an IO binding, so :func:`engine.inference.pipeline.matte` runs unchanged
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +17,17 @@ from .base import MATTING_OUTPUTS, Backend, BackendUnavailable
 
 
 def import_onnxruntime():
+    """onnxruntime with its telemetry off. The official wheels start a telemetry client on
+    import (a device id and an event database under ~/.cache/Microsoft, uploads): the
+    environment variable stops that before it starts, disable_telemetry_events() stops
+    the events of an already imported module."""
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
     try:
         import onnxruntime
     except ImportError as exc:  # also covers sys.modules["onnxruntime"] = None
         raise BackendUnavailable(f"onnxruntime is not importable ({exc})") from None
+    if hasattr(onnxruntime, "disable_telemetry_events"):
+        onnxruntime.disable_telemetry_events()
     return onnxruntime
 
 

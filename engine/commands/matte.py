@@ -106,15 +106,16 @@ def run(args) -> int:
     cancel = threading.Event()
     bar = ProgressBar(quiet=args.quiet)
     job = build_job(args.input, args.output, args.frames, guidance, settings, bar, cancel)
-    with InterruptGuard(cancel):
+    with InterruptGuard(cancel) as guard:
         result = job.run()
     out_dir = os.path.dirname(job.output_pattern) or "."
     summary = (f"instmatt matte: {result.written} frames written, {result.skipped} already there"
                + (f", {result.failed} failed" if result.failed else "")
+               + (f", {result.elsewhere} being written by another process" if result.elsewhere else "")
                + f"; people: {', '.join(result.people) or 'none'}; output in {out_dir}")
     if result.cancelled:
         summary += " (stopped early: rerun the same command to resume)"
     print(summary, file=sys.stderr)
     if result.failed:
         return 2
-    return 130 if result.cancelled else 0
+    return guard.status if result.cancelled else 0

@@ -10,6 +10,7 @@ import threading
 
 from tqdm import tqdm
 
+from engine.errors import Interrupted
 from engine.job import Listener
 
 
@@ -89,28 +90,38 @@ class DownloadBars:
 
 
 class InterruptGuard:
-    """First Ctrl-C: finish the frame in hand, then stop. Second: stop now (the frame is discarded)."""
+    """First Ctrl-C or SIGTERM (what render farms and schedulers send): finish the frame in
+    hand, then stop. A second: stop now (the frame is discarded, atomic writes leave nothing
+    partial). ``status`` is the shell's exit status for the signal: 130 (SIGINT), 143 (SIGTERM)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self, cancel: threading.Event, program: str = "instmatt matte"):
         self.cancel = cancel
         self.program = program
-        self.previous = None
+        self.previous: dict = {}
+        self.status = 130
 
     def _handler(self, signum, frame):
         if self.cancel.is_set():
-            raise KeyboardInterrupt
+            raise Interrupted(128 + signum)
+        self.status = 128 + signum
         self.cancel.set()
-        sys.stderr.write(f"\n{self.program}: stopping after the frame in hand (Ctrl-C again to stop at once)\n")
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        sys.stderr.write(f"\n{self.program}: {name}: stopping after the frame in hand "
+                         f"({name} again to stop at once)\n")
         sys.stderr.flush()
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handler)
+            for signum in self.SIGNALS:
+                self.previous[signum] = signal.signal(signum, self._handler)
         return self
 
     def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        for signum, previous in self.previous.items():
+            signal.signal(signum, previous)
+        self.previous = {}
 
 
 def setup_logging(verbose: bool = False) -> None:

@@ -28,6 +28,7 @@ from engine.registry.resolve import ModelMissing
 from engine.settings import GUIDANCE_KINDS, MatteSettings
 
 from .progress import add_offline_argument, apply_offline
+from .request_lines import MAX_LINE, parse_request, read_line
 
 PROTOCOL = 1
 log = logging.getLogger("instmatt")
@@ -60,7 +61,12 @@ class Channel:
         self.closed = False
 
     def send(self, event: dict) -> None:
-        line = json.dumps(event, ensure_ascii=True, allow_nan=False, default=str)
+        try:
+            line = json.dumps(event, ensure_ascii=True, allow_nan=False, default=str)
+        except ValueError as exc:  # a NaN in an event is our bug: say so rather than break the stream
+            log.error("cannot send %r: %s", event, exc)
+            line = json.dumps({"type": "error", "message": f"internal error: unsendable event ({exc})",
+                               "fatal": False})
         with self.lock:
             if self.closed:
                 return
@@ -198,24 +204,37 @@ class Server:
             self.channel.send({"type": "error", "message": self.model_error, "fatal": False})
         try:
             while True:
-                raw = self.requests.readline()
+                raw, too_long = read_line(self.requests)
+                if too_long:
+                    self.channel.send({"type": "error", "fatal": False,
+                                       "message": f"malformed request: line longer than {MAX_LINE} bytes (skipped)"})
+                    continue
                 if not raw:
                     log.info("stdin closed: shutting down")
                     self.stop_job()
                     return 0
                 if not raw.strip():
                     continue
-                if self.handle_line(raw) == "shutdown":
+                if self.handle_line_safely(raw) == "shutdown":
                     return 0
         except KeyboardInterrupt:
             self.stop_job()
             return 0
 
+    def handle_line_safely(self, raw: bytes) -> str | None:
+        """handle_line, and an ``error`` event instead of a dead server if it has a bug."""
+        try:
+            return self.handle_line(raw)
+        except Exception as exc:
+            log.error("request failed:\n%s", traceback.format_exc())
+            self.channel.send({"type": "error", "message": f"internal error: {type(exc).__name__}: {exc}",
+                               "fatal": False})
+            return None
+
     def handle_line(self, raw: bytes) -> str | None:
         try:
-            text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-            request = json.loads(text)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            request = parse_request(raw)
+        except ValueError as exc:
             self.channel.send({"type": "error", "message": f"malformed request (not a JSON line): {exc}",
                                "fatal": False})
             return None
@@ -228,7 +247,7 @@ class Server:
         try:
             if kind == "ping":
                 event = {"type": "pong"}
-                if rid is not None:
+                if _json_id(rid):
                     event["id"] = rid
                 self.channel.send(event)
             elif kind == "matte":
@@ -345,8 +364,11 @@ class Server:
             return missing_model_event(rid, exc)
         except InputFileError as exc:
             return {"type": "error", "id": rid, "message": str(exc), "fatal": True, "file": exc.path}
-        except UserError as exc:
-            return {"type": "error", "id": rid, "message": str(exc), "fatal": True}
+        except UserError as exc:  # an OutputFileError (cannot write) names its file too
+            event = {"type": "error", "id": rid, "message": str(exc), "fatal": True}
+            if getattr(exc, "path", None):
+                event["file"] = exc.path
+            return event
         except Exception as exc:
             log.error("job %s failed:\n%s", rid, traceback.format_exc())
             return {"type": "error", "id": rid, "message": f"internal error: {type(exc).__name__}: {exc}",
@@ -355,7 +377,7 @@ class Server:
                  result.failed, " (cancelled)" if result.cancelled else "")
         return {"type": "done", "id": rid, "frames": result.frames, "people": result.people,
                 "cancelled": result.cancelled, "written": result.written, "skipped": result.skipped,
-                "failed": result.failed, "seconds": round(result.seconds, 3)}
+                "failed": result.failed, "elsewhere": result.elsewhere, "seconds": round(result.seconds, 3)}
 
 
 # --- command line ------------------------------------------------------------------------------
@@ -396,5 +418,6 @@ def run(args) -> int:
                 "detector_weights": args.detector_weights}
     if args.detector_size is not None:
         defaults["detector_size"] = args.detector_size
+    MatteSettings(**defaults).check()  # a bad --threads/--device is one line and exit 2, before hello
     server = Server(sys.stdin.buffer, Channel(_protocol_stream()), defaults)
     return server.serve(load_model=not args.no_preload)

@@ -37,5 +37,9 @@ class Guidance:
     def people(self, frame: int, rgb8: np.ndarray) -> Guide:
         raise NotImplementedError
 
+    def input_files(self, frames: list[int]) -> list[str]:
+        """The files this guidance reads for ``frames`` (outputs must never overwrite them)."""
+        return []
+
     def describe(self) -> dict:
         return {"kind": self.kind}

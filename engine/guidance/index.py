@@ -67,6 +67,11 @@ class IndexGuidance(Guidance):
             else np.zeros((0,) + index.shape, np.float32)
         return Guide(masks, [int(v) for v in values], None, [str(file)])
 
+    def input_files(self, frames: list[int]) -> list[str]:
+        if self.single is not None:
+            return [str(self.single)]
+        return [str(self.files[f]) for f in frames if f in self.files]
+
     def describe(self) -> dict:
         return {"kind": "index", "path": self.path}
 

@@ -105,5 +105,9 @@ class MaskFolderGuidance(Guidance):
         stack = np.stack(masks) if masks else np.zeros((0,) + rgb8.shape[:2], np.float32)
         return Guide(stack, numbers, None, files)
 
+    def input_files(self, frames: list[int]) -> list[str]:
+        folders = [self.path] if self.flat else [self.frame_dirs[f] for f in frames if f in self.frame_dirs]
+        return [str(entry) for folder in folders for entry in folder.iterdir() if entry.is_file()]
+
     def describe(self) -> dict:
         return {"kind": "masks", "path": str(self.path)}

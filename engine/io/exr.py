@@ -96,7 +96,10 @@ def _write(path: str | Path, planes: dict[str, np.ndarray], attributes: dict[str
     header.update(attributes)
     channels = {name: OpenEXR.Channel(plane) for name, plane in planes.items()}
     with atomic_path(path) as tmp:
-        OpenEXR.File(header, channels).write(str(tmp))
+        try:
+            OpenEXR.File(header, channels).write(str(tmp))
+        except RuntimeError as exc:  # how the binding reports a full disk or a failed write
+            raise OSError(str(exc)) from None
     return Path(path)
 
 

@@ -231,6 +231,16 @@ def unit_range(plane: np.ndarray) -> np.ndarray:
     return np.clip(np.nan_to_num(plane.astype(np.float32), nan=0.0), 0.0, 1.0)
 
 
+def _finite(plane: np.ndarray, path: Path, what: str) -> np.ndarray:
+    """Refuse NaN and infinity: clamping them would silently invent a matte edge."""
+    if plane.dtype.kind == "f":
+        bad = plane.size - int(np.count_nonzero(np.isfinite(plane)))
+        if bad:
+            raise InputFileError(path, f"{what} holds {bad} non-finite value(s) (NaN or infinity); "
+                                       f"fix the file (values must be finite, a mask's within [0, 1])")
+    return plane
+
+
 def read_mask(path: str | Path) -> np.ndarray:
     """A per-person mask image -> (H, W) float32 in [0, 1].
 
@@ -248,8 +258,8 @@ def read_mask(path: str | Path) -> np.ndarray:
             plane = np.maximum(np.maximum(channels["R"], channels["G"]), channels["B"])
         else:
             plane = channels[_first_present(channels, ("A",)) or sorted(channels)[0]]
-        return unit_range(plane)
-    image = _decode(path)
+        return unit_range(_finite(plane, path, "mask"))
+    image = _finite(_decode(path), path, "mask")
     if image.ndim == 3:
         if image.shape[2] in (2, 4):
             image = image[..., -1]
@@ -271,9 +281,9 @@ def read_index(path: str | Path) -> np.ndarray:
         if name is None:
             index_like = [n for n in channels if "index" in n.lower()]
             name = index_like[0] if index_like else sorted(channels)[0]
-        plane = np.nan_to_num(channels[name].astype(np.float64), nan=0.0)
+        plane = _finite(channels[name], path, "ID image").astype(np.float64)
         return np.clip(np.rint(plane), 0, None).astype(np.int64)
-    image = _decode(path)
+    image = _finite(_decode(path), path, "ID image")
     if image.ndim == 3:
         colour = image[..., :3] if image.shape[2] >= 3 else image[..., :1]
         if colour.shape[2] > 1 and not (np.array_equal(colour[..., 0], colour[..., 1])

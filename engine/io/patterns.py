@@ -109,6 +109,38 @@ def select_frames(available: list[int], spec, where: str) -> list[int]:
     return chosen
 
 
+def absent_frames(available: list[int], spec) -> tuple[list[int], list[tuple[int, int]]]:
+    """Frames asked for (or implied by a numbered sequence) that the input does not have:
+    (the gaps inside the input's first-last range, the ranges asked for outside it).
+    Without ``spec`` only the gaps of the sequence."""
+    if not available:
+        return [], []
+    have, first, last = set(available), min(available), max(available)
+    ranges = parse_frames(spec) or [(first, last)]
+    gaps, outside = set(), []
+    for a, b in ranges:
+        gaps.update(f for f in range(max(a, first), min(b, last) + 1) if f not in have)
+        if a < first:
+            outside.append((a, min(b, first - 1)))
+        if b > last:
+            outside.append((max(a, last + 1), b))
+    return sorted(gaps), outside
+
+
+def frame_ranges(frames: list[int]) -> str:
+    """[1003, 1007, 1008, 1009] -> "1003, 1007-1009"."""
+    parts, frames = [], sorted(frames)
+    start = previous = None
+    for f in frames + [None]:
+        if start is not None and (f is None or f != previous + 1):
+            parts.append(str(start) if start == previous else f"{start}-{previous}")
+            start = None
+        if f is not None and start is None:
+            start = f
+        previous = f
+    return ", ".join(parts)
+
+
 def output_pattern(out: str | os.PathLike, stem: str, still: bool = False) -> str:
     """The EXR frame pattern for OUT: itself when it is a pattern, else OUT/<stem>.####.exr.
 

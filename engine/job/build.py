@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 
-from engine.errors import InputFileError, UserError
+from engine.errors import InputFileError
 from engine.settings import MatteSettings
 
+from . import preflight
 from .listener import Listener
 from .matte_job import MatteJob
 
@@ -19,7 +19,7 @@ def build_job(input_path: str, output: str, frames=None, guidance: dict | None =
     """Open the footage, check outputs and guidance, and defer loading the network to the
     first frame that needs it (a resumed, finished shot never loads it)."""
     from engine.guidance import make_guidance
-    from engine.io.patterns import format_pattern, output_pattern, select_frames
+    from engine.io.patterns import output_pattern, select_frames
     from engine.io.sources import open_source
 
     settings = settings or MatteSettings()
@@ -34,14 +34,19 @@ def build_job(input_path: str, output: str, frames=None, guidance: dict | None =
     source = open_source(input_path)
     chosen = select_frames(source.frames, frames, source.path)
     pattern = output_pattern(output, source.stem, still=source.still)
-    inputs = {os.path.abspath(source.file_for(f)) for f in chosen if source.file_for(f)}
-    if any(os.path.abspath(format_pattern(pattern, f)) in inputs for f in chosen):
-        raise UserError(f"{output}: the output would overwrite the input frames; choose another folder or name")
+    side_kinds = [kind for kind, on in (("png", settings.write_png), ("rgba", settings.write_rgba)) if on]
+    frame_files = [source.file_for(f) for f in chosen if source.file_for(f)]
+    preflight.check_no_collision(pattern, chosen, frame_files, "the input frames", side_kinds)
     guide = make_guidance(guidance.get("kind", "detector"), guidance.get("path"), settings, listener)
+    preflight.check_no_collision(pattern, chosen, guide.input_files(chosen),
+                                 f"the {guide.kind} guidance {guide.describe().get('path', '')}".rstrip(), side_kinds)
     guide.check(chosen)  # before loading the network: fail fast on missing guidance
+    todo = preflight.check_foreign_outputs(pattern, chosen, settings.overwrite)
+    preflight.prepare_output_folder(pattern, todo or (chosen if side_kinds else []), side_kinds)
+    absent = preflight.absent_report(source, frames)
     if backend is None:
         def backend():
             from engine.backends import load_backend
 
             return load_backend(settings.backend, settings.weights, settings.device, settings.threads)
-    return MatteJob(source, pattern, guide, backend, settings, chosen, listener, cancel)
+    return MatteJob(source, pattern, guide, backend, settings, chosen, listener, cancel, known_failures=absent)

@@ -27,6 +27,7 @@ class JobResult:
     written: int = 0
     skipped: int = 0
     failed: int = 0
+    elsewhere: int = 0  # frames another process claimed and had not finished when this job ended
     people: list[str] = field(default_factory=list)
     cancelled: bool = False
     seconds: float = 0.0

@@ -30,6 +30,7 @@ from engine.io import (
 from engine.io.patterns import format_pattern
 from engine.settings import MatteSettings
 
+from .claims import FrameClaims
 from .listener import JobResult, Listener
 from .outputs import SideFiles, add_absent_layers, with_absent_people
 
@@ -47,7 +48,7 @@ def _engine_version() -> str:
 class MatteJob:
     def __init__(self, source, output_pattern: str, guidance, backend, settings: MatteSettings,
                  frames: list[int] | None = None, listener: Listener | None = None,
-                 cancel: threading.Event | None = None, tracker=None):
+                 cancel: threading.Event | None = None, tracker=None, known_failures=()):
         self.source = source
         self.output_pattern = output_pattern
         self.guidance = guidance
@@ -57,7 +58,9 @@ class MatteJob:
         self.listener = listener or Listener()
         self.cancel = cancel or threading.Event()
         self.tracker = tracker
+        self.known_failures = list(known_failures)  # (message, frame count): frames asked for, not in the input
         self.side_files = SideFiles(output_pattern, settings.write_png, settings.write_rgba)
+        self.claims = FrameClaims(output_pattern)  # other processes on the same folder take other frames
         self.timings = dict.fromkeys(STAGES, 0.0)
         # per frame written: the person IDs and, for each, the index of its guidance mask
         self.assignments: dict[int, tuple[list[str], list[int]]] = {}
@@ -82,23 +85,43 @@ class MatteJob:
 
             self.tracker = Tracker()
         result = JobResult()
+        for message, count in self.known_failures:
+            result.failed += count
+            self.listener.error(message, self.source.path, False)
         total = len(self.frames)
         start = time.perf_counter()
         if total:
             self.listener.progress(0, total, self.frames[0], None, None)  # the job has started
+        elsewhere = []
         for index, frame in enumerate(self.frames):
             if self.cancel.is_set():
                 result.cancelled = True
                 break
-            if not self._skip_existing(frame, result):
-                self._compute(frame, result)
+            if not self._claimed(frame, result):
+                elsewhere.append(frame)
             self._progress(index + 1, total, frame)
+        # once more for frames others had: done by now, or their process died (a stale claim)
+        elsewhere = [f for f in elsewhere if not self.cancel.is_set() and not self._claimed(f, result)]
+        result.elsewhere = len(elsewhere)
         add_absent_layers([self.path(frame) for frame in self.frames], result.people)
         result.seconds = time.perf_counter() - start
         result.timings = dict(self.timings)
         if self.cancel.is_set() and result.frames + result.failed < total:
             result.cancelled = True
         return result
+
+    def _claimed(self, frame: int, result: JobResult) -> bool:
+        """Skip or compute the frame under its claim; False when another process holds it."""
+        if not self.side_files.kinds and self._skip_existing(frame, result):
+            return True  # done and nothing to add: no claim needed (the folder may be read-only)
+        if not self.claims.claim(frame):
+            return False
+        try:
+            if not self._skip_existing(frame, result):
+                self._compute(frame, result)
+        finally:
+            self.claims.release(frame)
+        return True
 
     # -- step 1: a frame already done -----------------------------------------------------------
     def _skip_existing(self, frame: int, result: JobResult) -> bool:

@@ -6,7 +6,7 @@ know the exact answer); with ``index`` guidance it is ``id == n``; the detector 
 nobody.  It writes the documented EXR layout (``person_NN.A`` half channels, ZIP,
 ``instmatt_manifest`` header) through a temporary name and a rename.
 
-    python fake_engine.py [--mode normal|slow|crash|no-hello|bad-protocol|exit-on-start]
+    python fake_engine.py [--mode normal|slow|crash|oom|no-hello|bad-protocol|exit-on-start]
                           [--delay SECONDS]
 """
 
@@ -18,6 +18,7 @@ import json
 import os
 import queue
 import re
+import signal
 import sys
 import threading
 import time
@@ -129,6 +130,10 @@ def run_job(req, cancelled: threading.Event, args, raster):
             sys.stderr.write("RuntimeError: simulated engine crash\n")
             sys.stderr.flush()
             os._exit(3)
+        if args.mode == "oom" and done == 1:  # the kernel's out-of-memory killer, mid-job
+            sys.stderr.write(f"instmatt: INFO: job {job_id}: frame {frame + 1}: matting 30 people\n")
+            sys.stderr.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
     emit({"type": "done", "id": job_id, "frames": total, "people": people, "cancelled": False})
 
 

@@ -105,6 +105,27 @@ def test_engine_that_died_is_restarted(bpy, addon, fake_engine, shot):
     assert bpy.ops.instmatt.matte_people(image=shot.plate.name, mask=shot.mask.name) == {"FINISHED"}
 
 
+def test_an_engine_killed_by_a_signal_is_reported_by_that_signal(bpy, addon, fake_engine, shot):
+    fake_engine("oom")
+    with pytest.raises(RuntimeError) as info:
+        bpy.ops.instmatt.matte_people(image=shot.plate.name, mask=shot.mask.name)
+    message = str(info.value)
+    assert "The engine was killed (SIGKILL), perhaps out of memory" in message, message
+    assert "INFO" not in message and "matting 30 people" not in message
+    assert addon.prefs.engine_log_path() in message
+    # the log button shows what the engine said before it died
+    assert bpy.ops.instmatt.open_engine_log() == {"FINISHED"}
+    text = bpy.data.texts["InstMatt Engine Log"].as_string()
+    assert "matting 30 people" in text and "=== " in text and "fake_engine.py" in text
+    fake_engine("normal")
+    assert bpy.ops.instmatt.matte_people(image=shot.plate.name, mask=shot.mask.name) == {"FINISHED"}
+
+
+def test_open_engine_log_without_a_log_says_so(bpy, addon, prefs, monkeypatch, tmp_path):
+    monkeypatch.setattr(addon.prefs, "engine_log_path", lambda: str(tmp_path / "none" / "engine.log"))
+    assert bpy.ops.instmatt.open_engine_log() == {"CANCELLED"}
+
+
 @pytest.mark.parametrize("how, expected", [
     ("missing", "Engine Python not found: /nonexistent/instmatt/python"),
     ("exit-on-start", "No module named 'torch'"),

@@ -11,8 +11,8 @@ import pytest
 from blender_helpers import ADDON, PACKAGE_DIR, REPO, build_script
 
 CLASSES = ("INSTMATT_OT_matte_people", "INSTMATT_OT_check_engine", "INSTMATT_OT_stop_engine",
-           "INSTMATT_OT_load_mattes", "INSTMATT_OT_refresh_models", "INSTMATT_OT_download_models",
-           "INSTMATT_PT_image", "INSTMATT_PT_clip", "INSTMATT_PT_compositor",
+           "INSTMATT_OT_open_engine_log", "INSTMATT_OT_load_mattes", "INSTMATT_OT_refresh_models",
+           "INSTMATT_OT_download_models", "INSTMATT_PT_image", "INSTMATT_PT_clip", "INSTMATT_PT_compositor",
            )
 
 

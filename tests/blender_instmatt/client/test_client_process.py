@@ -41,3 +41,30 @@ def test_ping_and_polite_shutdown(process, start_fake):
     assert client.request({"type": "ping"}, "pong")["type"] == "pong"
     client.stop()
     assert client.returncode == 0 and not client.alive()
+
+
+KILLED_ENGINE = r"""
+import json, os, signal, sys, time
+print(json.dumps({"type": "hello", "protocol": 1, "engine_version": "x", "backend": None, "weights": None,
+                  "pid": os.getpid()}), flush=True)
+sys.stderr.write("instmatt: INFO: job r1: frame 1004: 30 people\n")
+sys.stderr.flush()
+time.sleep(0.3)
+os.kill(os.getpid(), signal.SIG%s)
+"""
+
+
+@pytest.mark.parametrize("name, hint", [("KILL", "perhaps out of memory"), ("SEGV", "a crash in native code")])
+def test_an_engine_killed_by_a_signal_is_reported_by_that_signal(process, tmp_path, name, hint):
+    import sys
+
+    log = tmp_path / "logs" / "engine.log"
+    client = process.EngineClient([sys.executable, "-c", KILLED_ENGINE % name], log_path=str(log)).start()
+    client.wait_hello(timeout=30)
+    while client.next_event(timeout=30)["type"] != process.EXIT_EVENT:
+        pass
+    message = client.death_message()
+    assert message.startswith(f"The engine was killed (SIG{name}), {hint}"), message
+    assert "INFO" not in message and str(log) in message
+    text = log.read_text()
+    assert "frame 1004: 30 people" in text and text.startswith("=== ")

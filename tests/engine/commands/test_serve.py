@@ -216,3 +216,79 @@ def test_bad_weights_still_say_hello(engine_python, repo_root, tmp_path):
         assert e.next()["type"] == "pong"
     finally:
         e.close()
+
+
+BAD_LINES = {
+    "NaN id": b'{"type":"ping","id":NaN}',
+    "Infinity id": b'{"type":"ping","id":Infinity}',
+    "5000-digit number": b'{"type":"ping","id":' + b"7" * 5000 + b"}",
+    "5000-digit option": b'{"type":"matte","id":"m","input":"a","output":"b","options":{"threads":' + b"9" * 5000
+                         + b"}}",
+    "100k nested brackets": b"[" * 100_000 + b"]" * 100_000,
+    "100k nested objects": b'{"a":' * 100_000 + b"1" + b"}" * 100_000,
+    "not UTF-8": b'{"type":"ping","id":"\xff\xfe"}',
+    "2 MiB line": b'{"type":"ping","id":"' + b"x" * (2 << 20) + b'"}',
+    "bool id": b'{"type":"ping","id":true}',
+    "float id": b'{"type":"ping","id":1.5}',
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_LINES))
+def test_a_bad_line_gets_an_answer_and_the_server_lives_on(engine, name):
+    e = engine("--no-preload")
+    assert e.next()["type"] == "hello"
+    e.send(BAD_LINES[name])
+    answer = e.next()
+    assert answer["type"] in ("error", "pong"), answer
+    assert answer.get("id") in (None, "m"), answer  # an id is echoed only when it is a string or an integer
+    e.send({"type": "ping", "id": 7})
+    assert e.next() == {"type": "pong", "id": 7}
+    assert e.proc.poll() is None
+
+
+def test_bad_lines_while_a_job_runs_leave_the_job_alone(engine, shot, tmp_path):
+    pattern, masks, count = shot
+    e = engine()
+    assert e.next()["type"] == "hello"
+    e.send({"type": "matte", "id": "job", "input": pattern, "output": str(tmp_path / "out" / "m.####.exr"),
+            "guidance": {"kind": "masks", "path": masks}})
+    for line in BAD_LINES.values():
+        e.send(line)
+    e.send({"type": "ping", "id": "after"})
+    events = e.until(lambda ev: ev["type"] == "done" and ev.get("id") == "job")
+    assert any(ev == {"type": "pong", "id": "after"} for ev in events) or e.until(lambda ev: ev["type"] == "pong")
+    assert events[-1]["written"] == count and events[-1]["failed"] == 0
+    assert e.proc.poll() is None
+
+
+def test_line_cap_is_documented(repo_root):
+    from engine.commands.serve import MAX_LINE
+
+    assert MAX_LINE == 1 << 20
+    assert "1 MiB" in (repo_root / "docs" / "protocol.md").read_text()
+
+
+BAD_OPTIONS = {
+    "threads": (-3, "threads"), "max_side": (0, "max_side"), "refine": ("sideways", "refine"),
+    "backend": ("abacus", "backend"), "score": (2.5, "score"), "min_area": (-1, "min_area"),
+    "detector_size": (3, "detector_size"), "device": ("quantum:0", "device"), "weights": ("/no/such.safetensors", "weights"),
+    "detector_weights": ("/no/such.pth", "detector"), "write_png": ("yes", "write_png"),
+}
+
+
+@pytest.mark.parametrize("option", list(BAD_OPTIONS))
+def test_every_bad_option_has_a_clear_message(engine, shot, tmp_path, option):
+    value, needle = BAD_OPTIONS[option]
+    pattern, masks, _ = shot
+    e = engine("--no-preload")
+    assert e.next()["type"] == "hello"
+    e.send({"type": "matte", "id": "o", "input": pattern, "output": str(tmp_path / "out" / "m.####.exr"),
+            "guidance": {"kind": "detector" if option == "detector_weights" else "masks", "path": masks},
+            "options": {option: value}})
+    events = e.until(lambda ev: ev.get("id") == "o" and (ev["type"] == "done" or ev.get("fatal")))
+    final = events[-1]
+    assert final["type"] == "error" and final["fatal"], events
+    assert "internal error" not in final["message"] and needle in final["message"], final["message"]
+    assert not list((tmp_path / "out").glob("*.exr")) if (tmp_path / "out").exists() else True
+    e.send({"type": "ping", "id": 1})
+    assert e.next() == {"type": "pong", "id": 1}
