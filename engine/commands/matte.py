@@ -19,7 +19,13 @@ from engine.errors import UserError
 from engine.job import build_job
 from engine.settings import BACKENDS, COMPRESSIONS, DEPTHS, REFINE_MODES, MatteSettings
 
-from .progress import InterruptGuard, ProgressBar, add_offline_argument, apply_offline, setup_logging
+from .progress import (
+    InterruptGuard,
+    ProgressBar,
+    add_offline_argument,
+    apply_offline,
+    setup_logging,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

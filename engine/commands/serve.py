@@ -15,7 +15,6 @@ the engine never exits because of one.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -25,127 +24,22 @@ import traceback
 from engine import settings as defaults
 from engine.errors import InputFileError, UserError
 from engine.registry.resolve import ModelMissing
-from engine.settings import GUIDANCE_KINDS, MatteSettings
+from engine.settings import MatteSettings
 
 from .progress import add_offline_argument, apply_offline
 from .request_lines import MAX_LINE, parse_request, read_line
+from .serve_messages import (
+    Channel,
+    EventListener,
+    RequestError,
+    guidance_from,
+    json_id,
+    settings_from_options,
+)
 
 PROTOCOL = 1
 log = logging.getLogger("instmatt")
 
-# the protocol's matte options: MatteSettings' fields (the same meaning as the command line)
-OPTION_TYPES = {
-    "max_side": int, "refine": str, "score": (int, float), "min_area": (int, float), "write_png": bool,
-    "write_rgba": bool, "backend": str, "overwrite": bool,
-    "weights": (str, type(None)), "detector_weights": (str, type(None)), "device": (str, type(None)),
-    "threads": (int, type(None)), "detector_size": int,
-    "compression": str, "depth": str, "union_pass": bool, "background_pass": bool, "labels": (dict, type(None)),
-}
-assert set(OPTION_TYPES) == set(MatteSettings.names())
-
-
-class RequestError(Exception):
-    """A request the engine cannot accept; sent back as an ``error`` event."""
-
-    def __init__(self, message: str, file: str | None = None):
-        super().__init__(message)
-        self.file = file
-
-
-class Channel:
-    """Thread-safe writer of JSON lines to the protocol stream."""
-
-    def __init__(self, stream):
-        self.stream = stream
-        self.lock = threading.Lock()
-        self.closed = False
-
-    def send(self, event: dict) -> None:
-        try:
-            line = json.dumps(event, ensure_ascii=True, allow_nan=False, default=str)
-        except ValueError as exc:  # a NaN in an event is our bug: say so rather than break the stream
-            log.error("cannot send %r: %s", event, exc)
-            line = json.dumps({"type": "error", "message": f"internal error: unsendable event ({exc})",
-                               "fatal": False})
-        with self.lock:
-            if self.closed:
-                return
-            try:
-                self.stream.write(line + "\n")
-                self.stream.flush()
-            except (BrokenPipeError, OSError, ValueError):
-                self.closed = True  # the client went away; the reader sees EOF and we exit
-
-
-class EventListener:
-    """Job reports -> protocol events."""
-
-    def __init__(self, channel: Channel, job_id):
-        self.channel = channel
-        self.job_id = job_id
-
-    def progress(self, done, total, frame, fps, eta_s) -> None:
-        self.channel.send({"type": "progress", "id": self.job_id, "done": done, "total": total, "frame": frame,
-                           "fps": None if fps is None else round(fps, 3),
-                           "eta_s": None if eta_s is None else round(eta_s, 1)})
-
-    def frame(self, frame, path, people, skipped) -> None:
-        self.channel.send({"type": "frame", "id": self.job_id, "frame": frame, "path": os.path.abspath(path),
-                           "people": list(people), "skipped": bool(skipped)})
-
-    def error(self, message, file, fatal) -> None:
-        event = {"type": "error", "id": self.job_id, "message": message, "fatal": bool(fatal)}
-        if file is not None:
-            event["file"] = str(file)
-        self.channel.send(event)
-
-    def download(self, model, done, total) -> None:
-        from .serve_models import DownloadEvents
-
-        self.downloads = getattr(self, "downloads", None) or DownloadEvents(self.channel, self.job_id)
-        self.downloads(model, done, total)
-
-    def message(self, text) -> None:
-        log.info("job %s: %s", self.job_id, text)
-
-
-def _json_id(value) -> bool:
-    return isinstance(value, (str, int)) and not isinstance(value, bool)
-
-
-def _settings_from_options(options: dict, defaults: dict) -> MatteSettings:
-    if not isinstance(options, dict):
-        raise RequestError("'options' must be an object")
-    values = dict(defaults)
-    for key, value in options.items():
-        if key not in OPTION_TYPES:
-            log.warning("ignoring unknown matte option %r", key)
-            continue
-        kinds = OPTION_TYPES[key]
-        if isinstance(value, bool) and kinds in (int, (int, float)) or not isinstance(value, kinds):
-            raise RequestError(f"option {key!r} has the wrong type ({type(value).__name__})")
-        values[key] = value
-    if values.get("backend") in (None, "auto"):
-        values["backend"] = defaults.get("backend", "auto")
-    settings = MatteSettings(**values)
-    try:
-        settings.check()
-    except UserError as exc:
-        raise RequestError(str(exc)) from None
-    return settings
-
-
-def _guidance(value) -> dict:
-    if value is None:
-        return {"kind": "detector"}
-    if not isinstance(value, dict):
-        raise RequestError("'guidance' must be an object such as {\"kind\": \"detector\"}")
-    kind = value.get("kind", "detector")
-    if kind not in GUIDANCE_KINDS:
-        raise RequestError(f"unknown guidance kind {kind!r} ({', '.join(GUIDANCE_KINDS)})")
-    if kind != "detector" and not isinstance(value.get("path"), str):
-        raise RequestError(f"guidance '{kind}' needs a 'path'")
-    return {"kind": kind, "path": value.get("path")}
 
 
 class Server:
@@ -247,7 +141,7 @@ class Server:
         try:
             if kind == "ping":
                 event = {"type": "pong"}
-                if _json_id(rid):
+                if json_id(rid):
                     event["id"] = rid
                 self.channel.send(event)
             elif kind == "matte":
@@ -255,7 +149,7 @@ class Server:
             elif kind == "models":
                 from .serve_models import models_event
 
-                self.channel.send(models_event(rid if _json_id(rid) else None))
+                self.channel.send(models_event(rid if json_id(rid) else None))
             elif kind == "fetch_models":
                 self.start_fetch(request)
             elif kind == "cancel":
@@ -268,7 +162,7 @@ class Server:
                 raise RequestError(f"unknown request type {kind!r} (ping, matte, models, fetch_models, cancel, shutdown)")
         except RequestError as exc:
             event = {"type": "error", "message": str(exc), "fatal": kind in ("matte", "fetch_models")}
-            if _json_id(rid):
+            if json_id(rid):
                 event["id"] = rid
             if exc.file:
                 event["file"] = exc.file
@@ -294,7 +188,7 @@ class Server:
 
     def start_matte(self, request: dict) -> None:
         rid = request.get("id")
-        if not _json_id(rid):
+        if not json_id(rid):
             raise RequestError("matte needs an 'id' (a string or an integer) chosen by the client")
         for key in ("input", "output"):
             if not isinstance(request.get(key), str) or not request[key]:
@@ -302,8 +196,8 @@ class Server:
         frames = request.get("frames")
         if frames is not None and not isinstance(frames, (str, list, int)):
             raise RequestError("'frames' must be \"FIRST-LAST\" or [first, last]")
-        guidance = _guidance(request.get("guidance"))
-        settings = _settings_from_options(request.get("options") or {}, self.defaults)
+        guidance = guidance_from(request.get("guidance"))
+        settings = settings_from_options(request.get("options") or {}, self.defaults)
         self._start_worker(rid, lambda cancel: self._job_outcome(rid, request, frames, guidance, settings, cancel))
 
     def start_fetch(self, request: dict) -> None:
@@ -311,7 +205,7 @@ class Server:
         from .serve_models import fetch_job
 
         rid = request.get("id")
-        if not _json_id(rid):
+        if not json_id(rid):
             raise RequestError("fetch_models needs an 'id' (a string or an integer) chosen by the client")
         try:
             self._start_worker(rid, fetch_job(self, rid, request))

@@ -11,7 +11,7 @@ import pytest
 
 from engine import settings
 from engine.commands import build_parser
-from engine.commands.serve import OPTION_TYPES
+from engine.commands.serve_messages import OPTION_TYPES
 from engine.errors import UserError
 from engine.settings import MatteSettings
 

@@ -14,7 +14,8 @@ import OpenEXR
 import pytest
 
 from engine.commands import main
-from engine.commands.serve import OPTION_TYPES, Channel, Server
+from engine.commands.serve import Server
+from engine.commands.serve_messages import OPTION_TYPES, Channel
 from engine.io import read_manifest, read_person_exr
 from engine.settings import MatteSettings
 

@@ -9,7 +9,13 @@ import OpenEXR
 import pytest
 
 from engine.errors import UserError
-from engine.io import ExrOptions, read_manifest, read_person_exr, write_person_exr, write_rgba_exr
+from engine.io import (
+    ExrOptions,
+    read_manifest,
+    read_person_exr,
+    write_person_exr,
+    write_rgba_exr,
+)
 
 IDS = ["person_01", "person_02"]
 
