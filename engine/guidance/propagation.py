@@ -261,6 +261,21 @@ def image_matches(motion: Motion, transform: tuple) -> np.ndarray:
     return np.abs(moved - current) <= PHOTOMETRIC
 
 
+def _explained(motion: Motion, person: Person, transform: tuple) -> float:
+    """Share of the person's moved visible pixels that the image confirms."""
+    moved = _move(person.alpha, transform) >= THRESHOLD
+    return float((moved & image_matches(motion, transform)).sum()) / max(float(moved.sum()), 1.0)
+
+
+def _better_explained(motion: Motion, person: Person, fitted: tuple) -> tuple:
+    """The fitted motion, or the person's last one where that explains the image better
+    (the flow can fail on one frame; a steady walk rarely does)."""
+    if fitted == person.transform:
+        return fitted
+    return person.transform if _explained(motion, person, person.transform) > _explained(motion, person, fitted) \
+        else fitted
+
+
 def _confidence(previous: Person, mask: np.ndarray, matches: np.ndarray, warped: np.ndarray) -> float:
     """Area kept (a visible person who halves or doubles in one step is suspect) times the
     share of their moved matte that the image confirms."""
@@ -295,7 +310,8 @@ def carry(motion: Motion, people: list[Person]) -> Carried:
         own = dense[k] >= THRESHOLD
         if len(people) > 1:
             own &= dense[k] >= np.delete(dense, k, axis=0).max(axis=0)
-        transforms.append(person_transform(motion, own, p.transform, float(p.shape.sum()), p.alpha >= THRESHOLD))
+        fitted = person_transform(motion, own, p.transform, float(p.shape.sum()), p.alpha >= THRESHOLD)
+        transforms.append(_better_explained(motion, p, fitted))
     warped = np.stack([_move(p.alpha, t) for p, t in zip(people, transforms)])
     shapes = np.stack([_move(p.shape.astype(np.float32), t) >= THRESHOLD for p, t in zip(people, transforms)])
     matches = np.stack([image_matches(motion, t) for t in transforms])
