@@ -17,6 +17,10 @@ MAX_SIDE = 1280
 MIN_MAX_SIDE = 64
 REFINE_MODES = ("windowed", "dense", "none")
 REFINE = "windowed"
+# Each person's network pass runs on their guidance box plus this many pixels of context
+# (working resolution); exact=True runs the whole frame for everyone, as the authors do.
+CROP_MARGIN = 64
+EXACT = False
 BACKENDS = ("auto", "pytorch", "onnxruntime", "tensorrt")
 BACKEND = "auto"
 # The paper's detector: persons with score >= 0.7 and a mask of at least 2 % of the frame.
@@ -98,6 +102,7 @@ class MatteSettings:
     union_pass: bool = UNION_PASS
     background_pass: bool = BACKGROUND_PASS
     labels: dict[str, str] | None = None
+    exact: bool = EXACT
 
     def check(self) -> None:
         if self.refine not in REFINE_MODES:
@@ -112,10 +117,13 @@ class MatteSettings:
         check_labels(self.labels)
         if self.device is not None and not (isinstance(self.device, str) and DEVICE.fullmatch(self.device)):
             raise UserError(f"device must be cpu, cuda or cuda:N, got {self.device!r}")
+        if not isinstance(self.exact, bool):
+            raise UserError(f"exact must be true or false, got {self.exact!r}")
         check_detector(self.score, self.min_area, self.detector_size)
 
     def manifest(self) -> dict:
-        return {"max_side": self.max_side, "refine": self.refine, "score": self.score, "min_area": self.min_area}
+        return {"max_side": self.max_side, "refine": self.refine, "score": self.score, "min_area": self.min_area,
+                "exact": self.exact}
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

@@ -58,6 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--detector-size", type=int, default=defaults.DETECTOR_SIZE,
                         help=f"detector: shorter side of the frame it sees (default {defaults.DETECTOR_SIZE}; "
                              f"smaller is faster)")
+    parser.add_argument("--exact", action="store_true",
+                        help="run the whole frame through the network for every person, as the authors do "
+                             "(slower; the default runs each person on a crop around them)")
     parser.add_argument("--png", action="store_true", help="also write one PNG alpha per person")
     parser.add_argument("--rgba", action="store_true", help="also write premultiplied RGBA cut-outs per person")
     parser.add_argument("--compression", default=defaults.COMPRESSION, choices=COMPRESSIONS,
@@ -96,7 +99,8 @@ def settings_from_args(args) -> MatteSettings:
                          detector_weights=args.detector_weights, detector_size=args.detector_size,
                          overwrite=args.overwrite, device=args.device, threads=args.threads,
                          compression=args.compression, depth=args.depth, union_pass=args.union_pass,
-                         background_pass=args.background_pass, labels=parse_labels(args.label))
+                         background_pass=args.background_pass, labels=parse_labels(args.label),
+                         exact=args.exact)
 
 
 def run(args) -> int:

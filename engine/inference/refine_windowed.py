@@ -25,6 +25,7 @@ MARGIN = 10
 MIN_SCORE = 0.01
 NMS_IOU = 0.3
 PRESENT = 0.01
+HALF_RESOLUTION_ABOVE = 8  # people
 
 
 def window_size(people: int, height: int, width: int) -> int:
@@ -34,13 +35,16 @@ def window_size(people: int, height: int, width: int) -> int:
 
 def duplicate_people(target: torch.Tensor) -> torch.Tensor:
     """(K,1,H,W) target mattes -> (K,) bool, True for people to leave out."""
-    count = target.shape[0]
     present = target > PRESENT
-    if count > 8:  # the reference halves the resolution for many people
+    if target.shape[0] > HALF_RESOLUTION_ABOVE:  # the reference halves the resolution for many people
         present = F.interpolate(target, scale_factor=0.5) > PRESENT
     flat = present.flatten(1).float()
-    intersection = flat @ flat.t()
-    area = flat.sum(dim=1)
+    return duplicates_from_counts(flat @ flat.t(), flat.sum(dim=1))
+
+
+def duplicates_from_counts(intersection: torch.Tensor, area: torch.Tensor) -> torch.Tensor:
+    """(K,K) pixels present in both, (K,) pixels present -> (K,) bool, True for duplicates."""
+    count = area.shape[0]
     overlap = intersection / (torch.minimum(area[:, None], area[None, :]) + 1.0)
     overlap.fill_diagonal_(0)
     bad = (overlap > 0.3).sum(dim=1) > 1
@@ -74,8 +78,13 @@ def _suppress(boxes: np.ndarray, scores: np.ndarray, size: int) -> np.ndarray:
 
 def select_windows(trimatte: torch.Tensor, size: int) -> np.ndarray:
     """(K,3,H,W) -> (M, 4) int windows x1, y1, x2, y2 (x2 - x1 = y2 - y1 = size)."""
-    height, width = trimatte.shape[-2:]
     disagreement = (1.0 - trimatte[:, 0].sum(dim=0) - trimatte[:, 2].mean(dim=0)).abs()
+    return windows_from_disagreement(disagreement, size)
+
+
+def windows_from_disagreement(disagreement: torch.Tensor, size: int) -> np.ndarray:
+    """(H,W) |1 - sum_k T_k - mean_k B_k| -> (M, 4) int windows x1, y1, x2, y2."""
+    height, width = disagreement.shape
     # sample every GRID-th pixel, as nearest-neighbour downscaling by 1/GRID does
     scores = disagreement[::GRID, ::GRID][: max(height // GRID, 1), : max(width // GRID, 1)].cpu().numpy()
     ys, xs = np.mgrid[0:scores.shape[0], 0:scores.shape[1]]

@@ -170,7 +170,8 @@ class MatteJob:
             return
         from engine.inference import matte
 
-        alphas = matte(self.backend, image.rgb8, masks, refine=self.settings.refine, max_side=self.settings.max_side)
+        alphas = matte(self.backend, image.rgb8, masks, refine=self.settings.refine, max_side=self.settings.max_side,
+                       exact=self.settings.exact)
         t3 = time.perf_counter()
         ids = [person_id(n) for n in numbers]
         result.add_people(ids)
