@@ -9,10 +9,11 @@
       -> crop, resize back, snap values within 1/255 of 0 or 1 to exactly 0 or 1
       -> K alphas (K,H,W) float32 in [0, 1]
 
-By default every person's network pass runs on a crop around their guidance
-(:mod:`crops`, :mod:`refine_crops`; the margin and what it costs in quality are measured
-in docs/performance.md). ``exact=True`` runs the authors' computation on the whole frame
-for every person (the parity tests use it).
+By default every person's network pass runs on a crop around their guidance, and the
+refiner runs once, densely, over everyone's band (:mod:`crops`, :mod:`refine_crops`; the
+margin and what it costs in quality are measured in docs/performance.md). ``exact=True``
+runs the authors' computation on the whole frame for every person, with the refine mode
+asked for (the parity tests use it).
 
 ``backend`` is anything with ``matting(image, trimask) -> dict`` and
 ``refiner(image, trimatte, feature)``: a backend (``engine.create_backend``) or the
@@ -30,13 +31,10 @@ from engine.settings import CROP_MARGIN, EXACT, MAX_SIDE, REFINE, REFINE_MODES
 from .crops import Frame, run_network
 from .preprocess import BORDER, normalise, prepare, resize_inputs
 from .progressive import EPSILON, progressive_merge
-from .refine_crops import refine_dense_crops, refine_windowed_crops
+from .refine_crops import refine_dense_crops
 from .refine_windowed import refine_windowed
 from .timing import stage
 from .trimask import build_trimasks
-
-
-LOCAL = False
 
 
 def check_inputs(image: np.ndarray, masks: np.ndarray, refine: str) -> None:
@@ -113,12 +111,10 @@ def _matte_crops(backend, image, masks, refine: str, max_side: int, device, marg
         del image, masks
     crops = run_network(backend, frame, keep_feature=refine != "none")
     with stage("refine"):
-        if refine == "windowed":
-            refined = refine_windowed_crops(backend.refiner, frame, crops, local=LOCAL)
-        elif refine == "dense":
-            refined = refine_dense_crops(backend.refiner, frame, crops)
-        else:
-            refined = [None] * len(crops)
+        # on crops both modes refine every person's band in one dense pass: measured as close
+        # to the authors' windows as their own schedule run on crops, at half its cost
+        # (docs/performance.md); the windows' schedule exists to bound a full frame's memory
+        refined = [None] * len(crops) if refine == "none" else refine_dense_crops(backend.refiner, frame, crops)
     with stage("output"):
         return _paste(frame, crops, refined)
 

@@ -9,20 +9,31 @@ import torch
 from engine.inference.crops import GRID, Frame, crop_box, reflect_index
 from engine.inference.pipeline import matte
 from engine.inference.preprocess import BORDER, normalise, prepare
+from engine.inference.refine_crops import HALO, TILE
 from engine.inference.trimask import build_trimasks
 from engine.settings import CROP_MARGIN
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-# Largest |crop - full frame| for one person alone in a large frame, measured with the random tiny
-# network (test below): 0.0 for the network and merge, up to ~0.02 where the windowed refiner's
-# windows differ. The ASPP's global average over the image is what differs in the network.
-ALONE_TOLERANCE = 0.05
+# |crop - full frame| for one person alone in a 640x360 frame, shipped weights, margin 64
+# (measured: largest 0.33, mean 4.4e-4, on a few pixels at the top of the person; margin 256,
+# which covers most of this frame, brings the largest to 0.023). The network sees less
+# context, and its ASPP averages over the crop instead of the frame.
+ALONE_LARGEST, ALONE_MEAN = 0.4, 1e-3
 
 
 @pytest.fixture(scope="module")
 def model(random_tiny_model):
     return random_tiny_model
+
+
+@pytest.fixture(scope="module")
+def shipped_model():
+    """The trained network: a random one answers 0.5 everywhere, so nothing is 'outside' a person."""
+    from engine.model import load_model
+    from engine.weights import default_weights_path
+
+    return load_model(default_weights_path())
 
 
 def blob(height: int, width: int, cy: float, cx: float, ry: float, rx: float) -> np.ndarray:
@@ -68,26 +79,29 @@ def test_crop_boxes_are_on_the_grid_inside_the_frame_and_hold_the_margin():
     assert (edge.y0, edge.y1, edge.x1) == (0, 800, 1344)
 
 
-@pytest.mark.parametrize("refine", ["none", "dense", "windowed"])
-def test_crops_covering_the_frame_are_the_exact_computation(model, refine):
+@pytest.mark.parametrize("refine, exact_refine", [("none", "none"), ("dense", "dense"), ("windowed", "dense")])
+def test_crops_covering_the_frame_are_the_exact_computation(model, refine, exact_refine):
+    """On crops the refiner always runs densely (one pass over the bands)."""
     image = textured(90, 130, seed=1)
     masks = np.stack([blob(90, 130, 45, 40, 30, 20), blob(90, 130, 50, 90, 35, 25)])
-    exact = matte(model, image, masks, refine=refine, exact=True)  # the bare network: both people in one batch
+    exact = matte(model, image, masks, refine=exact_refine, exact=True)  # the bare network: both in one batch
     crops = matte(model, image, masks, refine=refine, margin=10_000)  # one person per pass
     assert np.abs(exact - crops).max() < 1e-5  # batched vs single passes differ by rounding only
 
 
-def test_a_person_alone_in_a_big_frame_matches_the_full_frame(model):
+def test_a_person_alone_in_a_big_frame_matches_the_full_frame(shipped_model):
+    model = shipped_model
     height, width = 360, 640
     image = textured(height, width, seed=3)
     masks = blob(height, width, 180, 300, 70, 40)[None]
     frame = Frame(normalise(image), torch.from_numpy(masks), CROP_MARGIN)
     box = frame.boxes[0]
     assert box.shape[0] * box.shape[1] < 0.4 * frame.padded[0] * frame.padded[1]  # a real crop
-    for refine in ("none", "windowed"):
+    for refine in ("none", "dense"):  # (on crops "windowed" runs densely too)
         exact = matte(model, image, masks, refine=refine, exact=True)
         crops = matte(model, image, masks, refine=refine)
-        assert np.abs(exact - crops).max() < ALONE_TOLERANCE, refine
+        difference = np.abs(exact - crops)
+        assert difference.max() < ALONE_LARGEST and difference.mean() < ALONE_MEAN, refine
         # alpha is zero outside the crop (frame coordinates = padded - BORDER)
         outside = np.ones((height, width), bool)
         outside[max(box.y0 - BORDER, 0):box.y1 - BORDER, max(box.x0 - BORDER, 0):box.x1 - BORDER] = False
@@ -148,5 +162,5 @@ def test_network_inputs_follow_the_people_not_k_times_the_frame(model):
     padded = (height + 2 * BORDER) * (width + 2 * BORDER + 32)
     assert len(recorder.matting_sizes) == people
     assert max(recorder.matting_sizes) < 0.2 * 6 * padded  # one crop, not the frame
-    window = 256 * 256 * people * (3 + 3 + model.decoder.feature_channels)
+    window = (TILE + 2 * HALO) ** 2 * people * (3 + 3 + model.decoder.feature_channels)
     assert recorder.refiner_sizes and max(recorder.refiner_sizes) <= window
