@@ -1,8 +1,8 @@
 """blender-instmatt engine: the InstMatt network, its pipeline and everything around it.
 
     from engine import create_backend, load_model, matte
-    backend = create_backend()                 # TensorRT -> ONNX Runtime -> PyTorch
-    alphas = matte(backend, rgb8, masks)       # (K, H, W) float32 in [0, 1]
+    backend = create_backend()                 # TensorRT -> PyTorch bf16 (CPU) -> ONNX Runtime -> PyTorch
+    alphas = matte(backend, rgb8, masks)       # (K, H, W) float32 in [0, 1]; exact=True: full frame
 
 This package never imports bpy; the Blender add-on talks to it through
 ``python -m engine serve --stdio`` (see docs/protocol.md). The names below load lazily,

@@ -1,6 +1,6 @@
 """Backends: one interface (:class:`Backend`), three runners, one loader.
 
-    backend = create_backend()                      # TensorRT -> ONNX Runtime -> PyTorch
+    backend = create_backend()                      # TensorRT -> PyTorch bf16 (CPU) -> ONNX Runtime -> PyTorch
     alphas = engine.matte(backend, image, masks)
 
 See :mod:`engine.backends.loader` for the automatic choice and docs/backends.md.

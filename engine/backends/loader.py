@@ -1,11 +1,13 @@
 """Backends: one interface (:class:`Backend`), three implementations, chosen automatically.
 
-    backend = create_backend()                      # TensorRT -> ONNX Runtime -> PyTorch
+    backend = create_backend()                      # TensorRT -> PyTorch bf16 (CPU) -> ONNX Runtime -> PyTorch
     alphas = engine.inference.pipeline.matte(backend, image, masks, refine="dense")
 
 Order of preference with ``preference="auto"``: TensorRT (a CUDA GPU, ``tensorrt``
 importable and an engine for this GPU, TensorRT version, weights and profile in the
-cache; a stale one is rebuilt), then ONNX Runtime (CUDA provider on a GPU, else CPU;
+cache; a stale one is rebuilt), then, on a CPU that computes bf16 natively (AVX512-BF16
+or AMX), PyTorch in bf16 (measured faster there than ONNX Runtime in fp32, which has no
+bf16 CPU kernels: docs/performance.md), then ONNX Runtime (CUDA provider on a GPU, else CPU;
 the ONNX graphs are exported on first use and cached by weights hash, width, opset and
 precision), then eager PyTorch. ``"tensorrt"``, ``"onnxruntime"`` or ``"pytorch"`` asks
 for one backend and raises :class:`BackendUnavailable` with the reason if it cannot run.
@@ -138,7 +140,7 @@ def _make_tensorrt(weights: _Weights, device: torch.device, reason: str, cache_d
 
 def create_backend(preference: str = "auto", weights=None, device=None, threads: int | None = None,
                    width: float = RANDOM_WIDTH, *, precision: str = "fp32", cache_dir=None,
-                   bf16: bool = False, tensorrt: dict | None = None) -> Backend:
+                   bf16: bool | None = None, tensorrt: dict | None = None) -> Backend:
     """The best backend that runs here (or the one asked for), ready for ``engine.inference.pipeline.matte``.
 
     preference: ``"auto"`` (TensorRT -> ONNX Runtime -> PyTorch), ``"tensorrt"``,
@@ -151,7 +153,9 @@ def create_backend(preference: str = "auto", weights=None, device=None, threads:
     width: channel width of the random network, used only with ``weights="random"``.
     precision: ``"fp32"`` or ``"fp16"`` for the compiled graphs (FP16 body, FP32 I/O).
     cache_dir: root of the ONNX/engine cache (default ``~/.cache/blender-instmatt``).
-    bf16: run the PyTorch backend under bfloat16 autocast (optional; see docs/backends.md).
+    bf16: reduced precision for the PyTorch backend (bf16 on the CPU, fp16 on CUDA; see
+        engine.backends.reduced). None: off when PyTorch is asked for by name; with
+        ``"auto"``, on for a CPU with native bf16. False keeps ``auto`` away from it.
     tensorrt: options for the engine (``profile``, ``workspace_mib``, ``engine`` path).
     """
     choice = ALIASES.get(str(preference).lower())
@@ -164,7 +168,7 @@ def create_backend(preference: str = "auto", weights=None, device=None, threads:
     options = dict(tensorrt or {})
 
     if choice == "pytorch":
-        backend = _make_pytorch(loaded, device, threads, "asked for (preference 'pytorch')", bf16)
+        backend = _make_pytorch(loaded, device, threads, "asked for (preference 'pytorch')", bool(bf16))
     elif choice == "onnxruntime":
         backend = _make_onnxruntime(loaded, device, threads, "asked for (preference 'onnxruntime')",
                                     cache_dir, precision)
@@ -192,6 +196,13 @@ def _automatic(loaded: _Weights, device, threads, cache_dir, precision, bf16, op
                                   options, build_missing=False)
         except BackendUnavailable as exc:
             skipped.append(f"TensorRT unavailable: {exc}")
+    if device.type == "cpu" and bf16 is not False and "pytorch" not in disabled:
+        from .reduced import cpu_has_bf16
+
+        if bf16 or cpu_has_bf16():
+            why = "asked for bf16" if bf16 else "this CPU computes bf16 natively"
+            return _make_pytorch(loaded, device, threads, f"auto: {because()}; {why}: using PyTorch in bf16 on CPU",
+                                 True)
     if "onnxruntime" in disabled:
         skipped.append(f"ONNX Runtime disabled by {ENV_DISABLE}")
     else:
@@ -201,7 +212,8 @@ def _automatic(loaded: _Weights, device, threads, cache_dir, precision, bf16, op
                                      cache_dir, precision)
         except BackendUnavailable as exc:
             skipped.append(f"ONNX Runtime unavailable: {exc}")
-    return _make_pytorch(loaded, device, threads, f"auto: {because()}; using PyTorch on {device.type.upper()}", bf16)
+    return _make_pytorch(loaded, device, threads, f"auto: {because()}; using PyTorch on {device.type.upper()}",
+                         bool(bf16))
 
 
 

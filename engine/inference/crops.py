@@ -133,7 +133,7 @@ class Frame:
     def image(self, box: Box) -> torch.Tensor:
         """(1,3,bh,bw) normalised pixels of ``box``."""
         rows, cols = self._index(box)
-        return self.image_t.index_select(2, rows).index_select(3, cols)
+        return self.image_t[:, :, rows[:, None], cols[None, :]]
 
     def trimask(self, person: int, box: Box) -> torch.Tensor:
         """(1,3,bh,bw) [T, R, B] of ``person`` inside ``box``; others' masks only where they reach."""
@@ -144,8 +144,8 @@ class Frame:
                 if guide is not None and guide[0] < high_y and low_y < guide[1] and guide[2] < high_x and low_x < guide[3]]
         if person not in near:
             near.append(person)
-        masks = self.masks.index_select(0, torch.tensor(sorted(near), device=rows.device))
-        masks = masks.index_select(1, rows).index_select(2, cols)
+        people = torch.tensor(sorted(near), device=rows.device)
+        masks = self.masks[people[:, None, None], rows[None, :, None], cols[None, None, :]]  # one gather
         target = masks[sorted(near).index(person)]
         total = masks.sum(dim=0)
         return torch.stack([target, total - target, 1.0 - total])[None]

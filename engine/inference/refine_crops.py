@@ -1,13 +1,15 @@
 """The multi-instance refiner on person crops, in the frame's coordinates.
 
 The refiner mixes features across people (sums and means over everyone), so all people
-must be seen in one coordinate frame. Each tile is assembled for every person from their
-crop; outside a person's crop their tri-matte is what a certain network predicts away
-from them, T = 0, R = S, B = 1 - S with S the sum of everyone's target matte there, and
-their feature is 0. The refiner runs once over tiles (with a halo of its receptive field,
-so the tiles together equal one whole-frame pass), only where some person's OS1 band
-is (nowhere else is its answer used); writes land only inside each person's crop.
-Nothing frame-sized is kept per person.
+must be seen in one coordinate frame. The refiner runs once over tiles of the padded
+frame (with a halo of its receptive field), only where some person's OS1 band is (nowhere
+else is its answer used), with the people whose crops reach the tile. Inside the tile,
+outside a person's crop, their tri-matte is what a certain network predicts away from
+them, T = 0, R = S, B = 1 - S with S the sum of everyone's target matte there, and their
+feature is 0. People whose crops miss the tile are left out: with a zero feature they
+would add only the split convolution's bias, at the cost of K times the frame (measured:
+24 s instead of 4.5 s of refiner for 30 people at 720p). Writes land only inside each
+person's crop; nothing frame-sized is kept per person.
 """
 
 from __future__ import annotations
@@ -51,13 +53,14 @@ def _assemble(frame: Frame, crops, results, people: list[int], window: Box, fill
     return image, trimatte, feature
 
 
-def _write(crops, results, window: Box, target: Box, refined: torch.Tensor) -> None:
-    """Copy ``refined`` (everyone, for ``window``) inside ``target`` into each person's crop."""
-    for k, crop in enumerate(crops):
+def _write(crops, results, people: list[int], window: Box, target: Box, refined: torch.Tensor) -> None:
+    """Copy ``refined`` (``people``, for ``window``) inside ``target`` into each person's crop."""
+    for a, k in enumerate(people):
+        crop = crops[k]
         common = None if crop is None else crop.box.intersect(target)
         if common is not None:
             inside, outside = common.within(crop.box), common.within(window)
-            results[k][:, inside[0], inside[1]] = refined[k, :, outside[0], outside[1]]
+            results[k][:, inside[0], inside[1]] = refined[a, :, outside[0], outside[1]]
 
 
 def _band_in(crops: list[PersonCrop | None], tile: Box) -> bool:
@@ -70,8 +73,8 @@ def _band_in(crops: list[PersonCrop | None], tile: Box) -> bool:
 
 
 def refine_dense_crops(refiner, frame: Frame, crops: list[PersonCrop | None]) -> list[torch.Tensor | None]:
-    """The dense refiner over the crops, in tiles with a halo: equal to one whole-frame pass with
-    the fills. Tiles without any band pixel are skipped (their answer would never be used)."""
+    """The dense refiner over the crops, in tiles with a halo, each with the people whose crops
+    reach it. Tiles without any band pixel are skipped (their answer would never be used)."""
     results = [None if crop is None else crop.trimatte.clone() for crop in crops]
     boxes = [crop.box for crop in crops if crop is not None]
     if not boxes:
@@ -79,7 +82,6 @@ def refine_dense_crops(refiner, frame: Frame, crops: list[PersonCrop | None]) ->
     device = frame.masks.device
     filled = target_sum(crops, frame.padded, device)
     inputs = [None if crop is None else crop.trimatte for crop in crops]
-    everyone = list(range(len(crops)))
     union = Box(min(b.y0 for b in boxes), max(b.y1 for b in boxes), min(b.x0 for b in boxes), max(b.x1 for b in boxes))
     for y in range(union.y0, union.y1, TILE):
         for x in range(union.x0, union.x1, TILE):
@@ -88,6 +90,7 @@ def refine_dense_crops(refiner, frame: Frame, crops: list[PersonCrop | None]) ->
                 continue
             window = Box(max(tile.y0 - HALO, 0), min(tile.y1 + HALO, frame.padded[0]),
                          max(tile.x0 - HALO, 0), min(tile.x1 + HALO, frame.padded[1]))
-            refined = refiner(*_assemble(frame, crops, inputs, everyone, window, filled))
-            _write(crops, results, window, tile, refined)
+            people = [k for k, crop in enumerate(crops) if crop is not None and crop.box.intersect(window)]
+            refined = refiner(*_assemble(frame, crops, inputs, people, window, filled))
+            _write(crops, results, people, window, tile, refined)
     return results

@@ -114,7 +114,7 @@ def _no_tensorrt(monkeypatch):
 def test_auto_falls_back_to_onnxruntime_without_tensorrt(monkeypatch, tiny_model, cache_dir, caplog):
     _no_tensorrt(monkeypatch)
     with caplog.at_level(logging.INFO, logger="instmatt"):
-        backend = create_backend("auto", weights=tiny_model, device="cpu", cache_dir=cache_dir)
+        backend = create_backend("auto", weights=tiny_model, device="cpu", cache_dir=cache_dir, bf16=False)
     assert backend.name == "onnxruntime"
     assert "TensorRT unavailable: tensorrt is not importable" in backend.reason
     assert any("backend onnxruntime" in record.message for record in caplog.records)
@@ -125,16 +125,28 @@ def test_auto_falls_back_to_onnxruntime_without_cuda(monkeypatch, tiny_model, ca
     fake.__version__ = "10.9.0"
     monkeypatch.setitem(sys.modules, "tensorrt", fake)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    backend = create_backend("auto", weights=tiny_model, cache_dir=cache_dir)
+    backend = create_backend("auto", weights=tiny_model, cache_dir=cache_dir, bf16=False)
     assert backend.name == "onnxruntime"
     assert backend.device == torch.device("cpu")
     assert "CUDA is not available" in backend.reason
 
 
+def test_auto_takes_pytorch_bf16_on_a_cpu_with_native_bf16(monkeypatch, tiny_model, cache_dir):
+    _no_tensorrt(monkeypatch)
+    monkeypatch.setattr("engine.backends.reduced.cpu_has_bf16", lambda: True)
+    backend = create_backend("auto", weights=tiny_model, device="cpu", cache_dir=cache_dir)
+    assert (backend.name, backend.precision) == ("pytorch", "bf16")
+    assert "computes bf16 natively" in backend.reason and "tensorrt is not importable" in backend.reason
+    monkeypatch.setattr("engine.backends.reduced.cpu_has_bf16", lambda: False)
+    assert create_backend("auto", weights=tiny_model, device="cpu", cache_dir=cache_dir).name == "onnxruntime"
+    # asked for by name, PyTorch stays fp32 (the reference)
+    assert create_backend("pytorch", weights=tiny_model, device="cpu").precision == "fp32"
+
+
 def test_auto_falls_back_to_pytorch_without_onnxruntime(monkeypatch, tiny_model, cache_dir):
     _no_tensorrt(monkeypatch)
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
-    backend = create_backend("auto", weights=tiny_model, device="cpu", cache_dir=cache_dir)
+    backend = create_backend("auto", weights=tiny_model, device="cpu", cache_dir=cache_dir, bf16=False)
     assert backend.name == "pytorch"
     assert "ONNX Runtime unavailable: onnxruntime is not importable" in backend.reason
     assert "tensorrt is not importable" in backend.reason
@@ -142,7 +154,7 @@ def test_auto_falls_back_to_pytorch_without_onnxruntime(monkeypatch, tiny_model,
 
 def test_backends_can_be_disabled_by_environment(monkeypatch, tiny_model, cache_dir):
     monkeypatch.setenv("INSTMATT_DISABLE_BACKENDS", "tensorrt, onnxruntime")
-    backend = create_backend("auto", weights=tiny_model, device="cpu", cache_dir=cache_dir)
+    backend = create_backend("auto", weights=tiny_model, device="cpu", cache_dir=cache_dir, bf16=False)
     assert backend.name == "pytorch"
     assert "ONNX Runtime disabled by INSTMATT_DISABLE_BACKENDS" in backend.reason
 
@@ -181,7 +193,7 @@ def test_onnx_export_bug_is_raised_not_hidden_by_a_fallback(monkeypatch, tiny_mo
     monkeypatch.setattr("engine.backends.onnx_export.cached_graphs", broken)
     _no_tensorrt(monkeypatch)
     with pytest.raises(RuntimeError, match="export bug"):
-        create_backend("auto", weights=tiny_model, device="cpu", cache_dir=cache_dir)
+        create_backend("auto", weights=tiny_model, device="cpu", cache_dir=cache_dir, bf16=False)
 
 
 def test_pytorch_bf16_autocast_runs_and_stays_close(tiny_model):
