@@ -7,17 +7,14 @@
     .venv/bin/python scripts/bench_speed.py --quality 12 --margins 32 64 96 128
     .venv/bin/python scripts/bench_speed.py --job 12               # whole MatteJob: decode, guidance, EXR
 
-time (default): in one process, for each backend that runs here (PyTorch fp32, PyTorch
-in reduced precision, ONNX Runtime, and what ``auto`` picks), at 640x360, 1280x720 and
-1920x1080 with 1, 3 and 6 people: per-stage seconds of the default path (person crops)
-and its ratio against an ``exact=True`` run on the same backend, repetitions
-interleaved, medians. ``--authors`` adds the authors' inference (``exact=True``: full
-frame, every person, fp32 PyTorch, progressive merge, windowed refiner) and every
-row's ratio against it.
-
-Frames are composites of the real people of ../shared/data (engine.data.synth) when
-it is there, else of generated figures; the guidance is the simulated one. Weights: the
-shipped checkpoint unless ``--weights``. Threads are pinned (``--threads``, default 1).
+time (default), in one process: every backend that runs here (PyTorch fp32 and reduced
+precision, ONNX Runtime, what ``auto`` picks) at 640x360, 1280x720 and 1920x1080 with 1, 3
+and 6 people: per-stage seconds of the default path (person crops) and the ratio against
+the ``exact=True`` run (fp32 PyTorch = the authors' inference: full frame, every person,
+progressive merge, windowed refiner; ``--exact-all``: every backend's own), interleaved
+repetitions, medians. Frames: the real people of ../shared/data composited
+(engine.data.synth), else generated figures; simulated guidance; the shipped weights
+unless ``--weights``; threads pinned (``--threads``, default 1).
 """
 
 from __future__ import annotations
@@ -41,8 +38,6 @@ SIZES = {"640x360": (360, 640), "1280x720": (720, 1280), "1920x1080": (1080, 192
 PEOPLE = (1, 3, 6)
 STAGES = ("prepare", "network", "merge", "refine", "refiner net", "output")
 
-
-# ---------------------------------------------------------------- frames
 
 
 def layer_pool():
@@ -78,8 +73,6 @@ def crowd_frame(height: int, width: int, people: int, seed: int = 0):
     return image, masks.astype(np.float32)
 
 
-# ---------------------------------------------------------------- backends
-
 
 class Timed:
     """A backend whose matting and refiner calls are timed (the networks' share of a frame)."""
@@ -107,7 +100,7 @@ class Timed:
 def make_backends(args) -> dict:
     import torch
 
-    from engine.backends import create_backend
+    from engine.backends import BackendUnavailable, create_backend
     from engine.backends.reduced import cpu_has_bf16
 
     weights = args.weights
@@ -118,15 +111,13 @@ def make_backends(args) -> dict:
         out[label] = create_backend("pytorch", weights=weights, device=device, threads=args.threads, bf16=True)
     try:
         out["onnxruntime-fp32"] = create_backend("onnxruntime", weights=weights, device=device, threads=args.threads)
-    except Exception as exc:  # report and go on: the table says what ran
+    except BackendUnavailable as exc:  # report and go on: the table says what ran
         print(f"# onnxruntime unavailable: {exc}")
     auto = create_backend("auto", weights=weights, device=device, threads=args.threads)
     out["auto"] = auto
     print(f"# auto picked {auto.label} ({getattr(auto, 'precision', 'fp32')}): {auto.reason}")
     return out
 
-
-# ---------------------------------------------------------------- timing
 
 
 def run_once(backend, image, masks, exact: bool) -> dict:
@@ -207,16 +198,11 @@ def print_row(row: dict) -> None:
           f"{stage_text(row['stages'])} | outside the nets {100 * outside / row['seconds']:.0f}%{extra}", flush=True)
 
 
-# ---------------------------------------------------------------- memory
-
 
 def own_peak_rss_mib() -> float:
     """This process's peak RSS (VmHWM; reset at exec, unlike ru_maxrss)."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    raise OSError("no VmHWM in /proc/self/status")
+    status = Path("/proc/self/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1]) / 1024.0
 
 
 def memory_child(spec: str) -> None:
@@ -245,20 +231,17 @@ def bench_memory(args) -> list[dict]:
             for exact in ([False, True] if args.memory_exact else [False]):
                 spec = f"{width},{people},{int(exact)},{args.memory_backend},{args.threads}"
                 result = subprocess.run([sys.executable, __file__, "--memory-child", spec], capture_output=True,
-                                        text=True, cwd=ROOT)
+                                        text=True, cwd=ROOT, check=False)
                 if result.returncode != 0:
                     print(f"{width} K={people} exact={exact}: failed: {result.stderr.strip().splitlines()[-1:]}")
                     continue
-                out = json.loads(result.stdout.strip().splitlines()[-1])
                 row = {"width": "0.25 (shipped)" if width == "shipped" else "1.0 (random)", "people": people,
-                       "exact": exact, **out}
+                       "exact": exact, **json.loads(result.stdout.strip().splitlines()[-1])}
                 rows.append(row)
                 print(f"width {row['width']:<15} K={people:>2} {'exact' if exact else 'crops'}: "
-                      f"{out['peak_rss_mib']:7.0f} MiB  ({out['seconds']:.1f} s, {out['backend']})", flush=True)
+                      f"{row['peak_rss_mib']:7.0f} MiB  ({row['seconds']:.1f} s, {row['backend']})", flush=True)
     return rows
 
-
-# ---------------------------------------------------------------- quality
 
 
 def bench_quality(args) -> list[dict]:
@@ -268,10 +251,11 @@ def bench_quality(args) -> list[dict]:
 
     pool, source = layer_pool()
     backend = create_backend(args.quality_backend, weights=args.weights, threads=args.threads)
-    configs = {"exact": dict(exact=True)}
-    configs.update({f"crops, margin {m}": dict(margin=m) for m in args.margins})
-    for name, other in (("pytorch-bf16", dict(bf16=True)),) if args.quality_bf16 else ():
-        configs[name] = dict(backend=create_backend("pytorch", weights=args.weights, threads=args.threads, **other))
+    configs = {"exact": {"exact": True}}
+    configs.update({f"crops, margin {m}": {"margin": m} for m in args.margins})
+    if args.quality_bf16:
+        configs["pytorch-bf16"] = {"backend": create_backend("pytorch", weights=args.weights, threads=args.threads,
+                                                              bf16=True)}
     accumulators = {name: IMQAccumulator() for name in configs}
     largest = {name: 0.0 for name in configs}
     print(f"# quality: {args.quality} composites of {args.quality_people} people, 1280x720, {source}; "
@@ -281,8 +265,7 @@ def bench_quality(args) -> list[dict]:
         reference = None
         for name, options in configs.items():
             options = dict(options)
-            runner = options.pop("backend", backend)
-            alphas = matte(runner, image, masks, **options)
+            alphas = matte(options.pop("backend", backend), image, masks, **options)
             reference = alphas if reference is None else reference
             accumulators[name].add(alphas, truth)
             largest[name] = max(largest[name], float(np.abs(alphas - reference).max()))
@@ -297,8 +280,6 @@ def bench_quality(args) -> list[dict]:
               f"{row['IMQ_grad']:6.2f}  largest |alpha - exact| {row['max_abs_diff_vs_exact']:.3f}")
     return rows
 
-
-# ---------------------------------------------------------------- whole job
 
 
 def bench_job(args) -> dict:
@@ -327,19 +308,17 @@ def bench_job(args) -> dict:
            "stages_per_frame": {key: value / result.written for key, value in job.timings.items()},
            "nets_per_frame": nets / result.written, "outside_share": 1.0 - nets / result.seconds,
            "backend": backend.label}
-    print(f"# job: {result.written} frames of {source}, 3 people, 1280x720, {backend.label}")
-    print(f"{row['seconds_per_frame']:.2f} s/frame; " + ", ".join(f"{k} {v:.3f}" for k, v in row["stages_per_frame"].items())
+    print(f"# job: {result.written} frames of {source}, 3 people, 1280x720, {backend.label}\n"
+          f"{row['seconds_per_frame']:.2f} s/frame; " + ", ".join(f"{k} {v:.3f}" for k, v in row["stages_per_frame"].items())
           + f"; inside the networks {row['nets_per_frame']:.2f} s; outside {100 * row['outside_share']:.1f}%")
     return row
 
-
-# ---------------------------------------------------------------- plots
 
 
 def plot(rows: list[dict], folder: Path) -> None:
     import matplotlib
 
-    matplotlib.use("Agg")
+    matplotlib.use("Agg")  # no display needed
     import matplotlib.pyplot as plt
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -357,9 +336,8 @@ def plot(rows: list[dict], folder: Path) -> None:
         if authors:
             ax.plot(range(len(keys)), [authors.get(k, np.nan) for k in keys], "k--", label="authors' inference")
         ax.set_xticks(range(len(keys)), [str(k) for k in keys])
-        ax.set_xlabel("people in a 1280x720 frame" if axis == "people" else "frame size (3 people)")
-        ax.set_ylabel("seconds per frame")
-        ax.set_yscale("log")
+        ax.set(xlabel="people in a 1280x720 frame" if axis == "people" else "frame size (3 people)",
+               ylabel="seconds per frame", yscale="log")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
         figure.tight_layout()
@@ -392,9 +370,11 @@ def main(argv=None) -> int:
     parser.add_argument("--job", type=int, default=0, metavar="FRAMES", help="time a whole MatteJob of N frames")
     parser.add_argument("--json", help="write every measurement here")
     parser.add_argument("--plots", help="write the two PNG plots into this folder")
+    parser.add_argument("--plots-from", metavar="JSON", help="only redraw the plots from an earlier --json")
     args = parser.parse_args(argv)
-    if args.memory_child:
-        memory_child(args.memory_child)
+    if args.memory_child or args.plots_from:
+        memory_child(args.memory_child) if args.memory_child else plot(
+            json.loads(Path(args.plots_from).read_text())["time"], Path(args.plots or "docs/img"))
         return 0
 
     import torch

@@ -45,16 +45,16 @@ class Box:
     def shape(self) -> tuple[int, int]:
         return self.y1 - self.y0, self.x1 - self.x0
 
-    def intersect(self, other: "Box") -> "Box | None":
+    def intersect(self, other: Box) -> Box | None:
         y0, y1 = max(self.y0, other.y0), min(self.y1, other.y1)
         x0, x1 = max(self.x0, other.x0), min(self.x1, other.x1)
         return Box(y0, y1, x0, x1) if y0 < y1 and x0 < x1 else None
 
-    def within(self, outer: "Box") -> tuple[slice, slice]:
+    def within(self, outer: Box) -> tuple[slice, slice]:
         """This box's place inside ``outer``'s own array."""
         return slice(self.y0 - outer.y0, self.y1 - outer.y0), slice(self.x0 - outer.x0, self.x1 - outer.x0)
 
-    def shrink(self, pixels: int) -> "Box | None":
+    def shrink(self, pixels: int) -> Box | None:
         if self.y1 - self.y0 <= 2 * pixels or self.x1 - self.x0 <= 2 * pixels:
             return None
         return Box(self.y0 + pixels, self.y1 - pixels, self.x0 + pixels, self.x1 - pixels)
