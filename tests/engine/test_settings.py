@@ -60,3 +60,19 @@ def test_one_check_for_every_setting(field, value, words):
 def test_settings_import_no_torch():
     code = "import sys, engine.settings; raise SystemExit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
+
+
+def test_exact_is_a_checked_setting_and_recorded_in_the_manifest():
+    import argparse
+
+    from engine.commands.matte import add_arguments, settings_from_args
+    from engine.settings import EXACT, MatteSettings
+
+    assert MatteSettings().exact is EXACT is False  # person crops unless asked
+    assert MatteSettings(exact=True).manifest()["exact"] is True
+    with pytest.raises(UserError, match="exact must be true or false"):
+        MatteSettings(exact="yes").check()
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert settings_from_args(parser.parse_args(["in.png", "-o", "out", "--exact"])).exact is True
+    assert settings_from_args(parser.parse_args(["in.png", "-o", "out"])).exact is False
