@@ -103,12 +103,11 @@ def make_backends(args) -> dict:
     from engine.backends import BackendUnavailable, create_backend
     from engine.backends.reduced import cpu_has_bf16
 
-    weights = args.weights
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    weights, device = args.weights, "cuda" if torch.cuda.is_available() else "cpu"
     out = {"pytorch-fp32": create_backend("pytorch", weights=weights, device=device, threads=args.threads)}
     if device == "cuda" or cpu_has_bf16():
-        label = "pytorch-fp16" if device == "cuda" else "pytorch-bf16"
-        out[label] = create_backend("pytorch", weights=weights, device=device, threads=args.threads, bf16=True)
+        out["pytorch-fp16" if device == "cuda" else "pytorch-bf16"] = create_backend(
+            "pytorch", weights=weights, device=device, threads=args.threads, bf16=True)
     try:
         out["onnxruntime-fp32"] = create_backend("onnxruntime", weights=weights, device=device, threads=args.threads)
     except BackendUnavailable as exc:  # report and go on: the table says what ran
@@ -134,7 +133,7 @@ def run_once(backend, image, masks, exact: bool) -> dict:
     return stages
 
 
-def median_stages(runs: list[dict]) -> dict:
+def median_stages(runs: list[dict]) -> dict:  # per stage, over the repetitions
     return {key: statistics.median(run.get(key, 0.0) for run in runs) for key in runs[0]}
 
 
@@ -179,11 +178,11 @@ def bench_time(args) -> list[dict]:
                 print_row(row)
             if args.authors:
                 print(f"{size:>9} {people} | authors' inference {medians['authors']['total']:7.2f} s  "
-                      + stage_text(medians["authors"]), flush=True)
+                      + _stages_text(medians["authors"]), flush=True)
     return rows
 
 
-def stage_text(stages: dict) -> str:
+def _stages_text(stages: dict) -> str:
     return " ".join(f"{key} {stages.get(key, 0.0):.2f}" for key in STAGES)
 
 
@@ -195,7 +194,7 @@ def print_row(row: dict) -> None:
         extra += f" | x{row['speedup_vs_authors']:.2f} vs authors"
     outside = row["stages"]["total"] - row["stages"]["network"] - row["stages"]["refiner net"]
     print(f"{row['size']:>9} {row['people']} | {row['backend']:<17} {row['seconds']:7.2f} s  "
-          f"{stage_text(row['stages'])} | outside the nets {100 * outside / row['seconds']:.0f}%{extra}", flush=True)
+          f"{_stages_text(row['stages'])} | outside the nets {100 * outside / row['seconds']:.0f}%{extra}", flush=True)
 
 
 
@@ -293,11 +292,8 @@ def bench_job(args) -> dict:
     from engine.settings import MatteSettings
 
     pool, source = layer_pool()
-    frames, guidance = [], {}
-    for t in range(args.job):
-        image, masks, _ = composite_frame(pool, 720, 1280, 3, seed=2000 + t)
-        frames.append(image)
-        guidance[t + 1] = masks
+    made = [composite_frame(pool, 720, 1280, 3, seed=2000 + t) for t in range(args.job)]
+    frames, guidance = [image for image, _, _ in made], {t + 1: masks for t, (_, masks, _) in enumerate(made)}
     backend = Timed(create_backend("auto", weights=args.weights, threads=args.threads))
     with tempfile.TemporaryDirectory(prefix="bench-speed-") as out:
         job = MatteJob(ArraySource(np.stack(frames), "bench"), os.path.join(out, "bench.####.exr"),
@@ -383,7 +379,7 @@ def main(argv=None) -> int:
     print(f"# {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), torch {torch.__version__}, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
           f"GPU: {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}")
-    report: dict = {}
+    report: dict = {}  # the modes, each in this one process (memory: in children)
     if args.memory:
         report["memory"] = bench_memory(args)
     if args.quality:
