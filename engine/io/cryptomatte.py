@@ -97,10 +97,17 @@ def encode(alphas: np.ndarray, names: list[str], layer: str = LAYER, letters: st
     people, height, width = alphas.shape
     cover = coverages(alphas)
     ids = np.array([id_float(name) for name in names], np.float32)
-    # highest coverage first; ties keep the people's order
-    order = np.argsort(-cover, axis=0, kind="stable") if people else np.zeros((0, height, width), np.intp)
-    ranked_cover = np.take_along_axis(cover, order, axis=0)
-    ranked_ids = np.where(ranked_cover > 0, ids[order], np.float32(0.0)) if people else ranked_cover
+    # highest coverage first; ties keep the people's order. Only pixels someone covers are
+    # ranked (most of a frame is nobody's), which makes this several times cheaper.
+    flat = cover.reshape(people, height * width)
+    covered = np.flatnonzero((flat > 0).any(axis=0)) if people else np.zeros(0, np.intp)
+    order = np.argsort(-flat[:, covered], axis=0, kind="stable")
+    ranked_cover = np.zeros_like(flat)
+    ranked_ids = np.zeros_like(flat)
+    ranked_cover[:, covered] = np.take_along_axis(flat[:, covered], order, axis=0)
+    ranked_ids[:, covered] = np.where(ranked_cover[:, covered] > 0, ids[order], np.float32(0.0))
+    ranked_cover = ranked_cover.reshape(people, height, width)
+    ranked_ids = ranked_ids.reshape(people, height, width)
     slots = rank_layer_count(people) * RANKS_PER_LAYER
     zeros = np.zeros((height, width), np.float32)
     channels: dict[str, np.ndarray] = {}
