@@ -72,12 +72,12 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], float]:
     return state_dict, width
 
 
-def _check_keys(path, model: InstMatt, state_dict: dict) -> None:
-    expected = {key: value.shape for key, value in model.state_dict().items()}
+def shape_problems(expected: dict, state_dict: dict) -> list[str]:
+    """What keeps ``state_dict`` from loading strictly into a model with ``expected`` key -> shape."""
     missing = [key for key in expected if key not in state_dict]
     unexpected = [key for key in state_dict if key not in expected]
     wrong = [f"{key} {tuple(state_dict[key].shape)} != {tuple(shape)}"
-             for key, shape in expected.items() if key in state_dict and state_dict[key].shape != shape]
+             for key, shape in expected.items() if key in state_dict and tuple(state_dict[key].shape) != tuple(shape)]
     problems = []
     if missing:
         problems.append(f"{len(missing)} missing keys (first: {', '.join(missing[:3])})")
@@ -85,6 +85,11 @@ def _check_keys(path, model: InstMatt, state_dict: dict) -> None:
         problems.append(f"{len(unexpected)} unexpected keys (first: {', '.join(unexpected[:3])})")
     if wrong:
         problems.append(f"{len(wrong)} keys with the wrong shape (first: {'; '.join(wrong[:3])})")
+    return problems
+
+
+def _check_keys(path, model: InstMatt, state_dict: dict) -> None:
+    problems = shape_problems({key: value.shape for key, value in model.state_dict().items()}, state_dict)
     if problems:
         raise InputFileError(path, "weights do not fit the InstMatt network: " + "; ".join(problems))
 

@@ -2,6 +2,12 @@
 mirrors), verifying them, and the cache they live in (see docs/models.md)."""
 
 from .catalog import MODELS, ModelSpec
-from .store import ModelState, ModelStore, default_cache_dir, fetch_hint, offline_from_env
+from .store import (
+    ModelState,
+    ModelStore,
+    default_cache_dir,
+    fetch_hint,
+    offline_from_env,
+)
 
 __all__ = ["MODELS", "ModelSpec", "ModelState", "ModelStore", "default_cache_dir", "fetch_hint", "offline_from_env"]

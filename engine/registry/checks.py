@@ -10,7 +10,6 @@ import hashlib
 from pathlib import Path
 
 from engine.errors import InputFileError
-
 from .catalog import ModelSpec
 
 CHUNK = 1 << 20
@@ -56,21 +55,6 @@ def read_maskrcnn_state_dict(path: str | Path) -> dict:
     return {k[len("module."):] if k.startswith("module.") else k: v for k, v in payload.items()}
 
 
-def _shape_problems(expected: dict, state_dict: dict) -> list[str]:
-    missing = [key for key in expected if key not in state_dict]
-    unexpected = [key for key in state_dict if key not in expected]
-    wrong = [f"{key} {tuple(state_dict[key].shape)} != {tuple(shape)}"
-             for key, shape in expected.items() if key in state_dict and tuple(state_dict[key].shape) != tuple(shape)]
-    problems = []
-    if missing:
-        problems.append(f"{len(missing)} missing keys (first: {', '.join(missing[:3])})")
-    if unexpected:
-        problems.append(f"{len(unexpected)} unexpected keys (first: {', '.join(unexpected[:3])})")
-    if wrong:
-        problems.append(f"{len(wrong)} keys with the wrong shape (first: {'; '.join(wrong[:3])})")
-    return problems
-
-
 def check_maskrcnn(path: Path) -> None:
     """Every key and shape of torchvision's ``maskrcnn_resnet50_fpn`` (built on the meta
     device: no memory, no random init, the same strictness as ``load_state_dict``)."""
@@ -80,7 +64,9 @@ def check_maskrcnn(path: Path) -> None:
     state_dict = read_maskrcnn_state_dict(path)
     with torch.device("meta"):
         model = maskrcnn_resnet50_fpn(weights=None, weights_backbone=None)
-    problems = _shape_problems({k: v.shape for k, v in model.state_dict().items()}, state_dict)
+    from engine.model.checkpoint import shape_problems  # torch: only when a file is checked
+
+    problems = shape_problems({k: v.shape for k, v in model.state_dict().items()}, state_dict)
     if problems:
         raise InputFileError(path, "does not fit torchvision's maskrcnn_resnet50_fpn: " + "; ".join(problems))
 

@@ -14,7 +14,14 @@ from pathlib import Path
 
 from engine.errors import UserError
 
-from .store import FetchProgress, ModelStore, Report, fetch_hint, mirror_from_env, offline_from_env
+from .store import (
+    FetchProgress,
+    ModelStore,
+    Report,
+    fetch_hint,
+    mirror_from_env,
+    offline_from_env,
+)
 
 TOY_NOTE = ("toy weights: the shipped tiny checkpoint (width 0.25, trained on synthetic composites), "
             "not the authors' network; `instmatt models fetch instmatt` gets the real one")
