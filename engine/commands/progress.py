@@ -32,9 +32,9 @@ class ProgressBar(Listener):
             # mininterval: a log file gets a line every few seconds, a terminal a live bar
             self.bar = tqdm(total=total, unit="frame", file=self.stream, dynamic_ncols=True,
                             mininterval=0.5 if self.stream.isatty() else 2.0,
-                            bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} frames  {postfix}  {remaining} left")
+                            bar_format="{percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} frames  {desc}  {remaining} left")
         rate = f"{fps:.2f} fps" if fps else "-- fps"
-        self.bar.set_postfix_str(f"{rate} (frame {frame})", refresh=False)
+        self.bar.set_description_str(f"{rate} (frame {frame})", refresh=False)
         self.bar.update(done - self.bar.n)
         if done >= total:
             self.close()
