@@ -13,9 +13,10 @@ import time
 from .models import error_text, remember
 from .process import EngineClient
 from .protocol import EXIT_EVENT, NOISE_EVENT, EngineError, check_hello, new_request_id
+from .request import EngineRequest
 
 
-class MatteJob:
+class MatteJob(EngineRequest):
     """One ``matte`` request, as a state machine fed by the engine's events.
 
     ``poll(timeout)`` handles whatever arrived and returns True once the job is over;
@@ -64,32 +65,12 @@ class MatteJob:
 
     # -- public
 
-    @property
-    def finished(self) -> bool:
-        return self.state in self.FINAL
-
-    def poll(self, timeout: float = 0.0) -> bool:
-        """Handle all queued events (waiting up to ``timeout`` for the first one)."""
-        if self.finished:
-            return True
-        wait = timeout
-        while not self.finished:
-            event = self.client.next_event(timeout=wait)
-            wait = 0.0
-            if event is None:
-                break
-            self._handle(event)
-        self._check_timeouts()
-        return self.finished
-
     def run(self, on_progress=None, poll_interval: float = 0.25) -> str:
-        """Block until the job is over (the ``execute`` path); returns the final state."""
-        while not self.poll(poll_interval):
-            if on_progress is not None:
-                on_progress(self)
+        """Block until the job is over (the ``execute`` path); the last progress shows the end."""
+        state = super().run(on_progress, poll_interval)
         if on_progress is not None:
             on_progress(self)
-        return self.state
+        return state
 
     def cancel(self, force: bool = False) -> None:
         """Ask the engine to stop after the frame in hand; ``force`` kills it at once."""

@@ -9,6 +9,7 @@ import time
 
 from .process import EngineClient
 from .protocol import EXIT_EVENT, EngineError, check_hello, new_request_id
+from .request import EngineRequest
 
 # What to press instead of `instmatt models fetch`, per model the engine says is missing.
 MISSING_MODEL_TEXT = {
@@ -61,7 +62,7 @@ def model_rows(models: list[dict]) -> list[tuple[str, str, str]]:
     return rows
 
 
-class ModelFetch:
+class ModelFetch(EngineRequest):
     """One ``fetch_models`` request, fed by the engine's events like a matte job.
 
     ``poll(timeout)`` returns True once it is over: ``state`` DONE, CANCELLED or FAILED,
@@ -90,27 +91,9 @@ class ModelFetch:
         if client.hello is not None:
             self._send()
 
-    @property
-    def finished(self) -> bool:
-        return self.state in self.FINAL
-
-    def poll(self, timeout: float = 0.0) -> bool:
-        wait = timeout
-        while not self.finished:
-            event = self.client.next_event(timeout=wait)
-            wait = 0.0
-            if event is None:
-                break
-            self._handle(event)
+    def _check_timeouts(self) -> None:
         if self.state == self.STARTING and self.clock() - self.started_at > self.start_timeout:
             self._fail(f"The engine did not start within {self.start_timeout:.0f} s{self.client.tail_suffix()}")
-        return self.finished
-
-    def run(self, on_progress=None, poll_interval: float = 0.25) -> str:
-        while not self.poll(poll_interval):
-            if on_progress is not None:
-                on_progress(self)
-        return self.state
 
     def cancel(self) -> None:
         if self.finished:
