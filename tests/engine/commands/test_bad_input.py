@@ -13,16 +13,6 @@ from engine.commands import main
 from engine.io import read_person_exr
 
 
-@pytest.fixture
-def matte(tiny_weights, capsys):
-    def run(*args):
-        status = main(["matte", *map(str, args), "--weights", str(tiny_weights), "--backend", "pytorch",
-                       "--threads", "1", "-q"])
-        return status, capsys.readouterr().err
-
-    return run
-
-
 def error_lines(err: str) -> list[str]:
     return [line for line in err.splitlines() if "error:" in line]
 

@@ -13,7 +13,6 @@ import numpy as np
 import OpenEXR
 import pytest
 
-from engine.commands import main
 from engine.commands.serve import Server
 from engine.commands.serve_messages import OPTION_TYPES, Channel
 from engine.io import read_manifest, read_person_exr
@@ -21,16 +20,6 @@ from engine.settings import MatteSettings
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "io"))
 from cryptomatte_decoder import decode  # noqa: E402
-
-
-@pytest.fixture
-def matte(tiny_weights, capsys):
-    def run(*args):
-        status = main(["matte", *map(str, args), "--weights", str(tiny_weights), "--backend", "pytorch",
-                       "--threads", "1", "-q"])
-        return status, capsys.readouterr().err
-
-    return run
 
 
 def _still(folder, name, people=2, shape=(24, 40), frame_folder="0001"):
