@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .scene import composite_layers, make_background, random_colour
+from .scene import make_background, put_clip_frame, random_colour
 
 __all__ = [
     "Figure",
@@ -37,9 +37,7 @@ __all__ = [
     "walking_pose",
     "render_figure",
     "make_foreground",
-    "make_background",
     "make_clip",
-    "composite_layers",
 ]
 
 
@@ -360,8 +358,5 @@ def make_clip(frames: int = 8, height: int = 256, width: int = 384, people: int 
                                    c["feet_y"] - bob, c["size"])
             colours.append(col)
             layer_alphas.append(a)
-        image, visible = composite_layers(background, colours, layer_alphas)
-        for slot, k in enumerate(order):
-            alphas[t, k] = visible[slot]
-        images[t] = np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
+        put_clip_frame(images, alphas, t, order, background, colours, layer_alphas)
     return images, np.clip(alphas, 0.0, 1.0)

@@ -59,3 +59,13 @@ def composite_layers(background: np.ndarray, colours, alphas) -> tuple[np.ndarra
         visible.append(a.copy())
     stack = np.stack(visible) if visible else np.zeros((0,) + image.shape[:2], np.float32)
     return image, stack
+
+
+def put_clip_frame(images: np.ndarray, alphas: np.ndarray, t: int, order, background: np.ndarray,
+                   colours, planes) -> None:
+    """Composite frame ``t`` of a clip (layers in ``order``, later ones in front) into
+    ``images[t]`` (uint8) and give each person ``order[slot]`` their visible alpha."""
+    image, visible = composite_layers(background, colours, planes)
+    for slot, k in enumerate(order):
+        alphas[t, k] = visible[slot]
+    images[t] = np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)

@@ -6,7 +6,7 @@ exact per-person ground truth: for testing propagation, ID stability and flicker
 
 Each person keeps their index in every frame. People start on alternating sides and walk
 through the centre, so their paths cross; nearer people (larger, feet lower) are
-composited later and cover the others, as in :func:`engine.data.figures.composite_layers`.
+composited later and cover the others, as in :func:`engine.data.scene.composite_layers`.
 A slow scale change and a small vertical bob make the motion more than a translation.
 """
 
@@ -17,7 +17,7 @@ import math
 import cv2
 import numpy as np
 
-from .figures import composite_layers
+from .scene import put_clip_frame
 
 
 def _scaled(layer_colour: np.ndarray, layer_alpha: np.ndarray, target_h: float):
@@ -76,8 +76,5 @@ def walking_clip(layers, background: np.ndarray, frames: int = 30, height: int =
             layer_c, layer_a = _paste(colour, alpha, height, width, c["start"] + c["speed"] * t, c["bottom"] + bob)
             colours.append(layer_c)
             planes.append(layer_a)
-        image, visible = composite_layers(back, colours, planes)
-        for slot, k in enumerate(order):
-            alphas[t, k] = visible[slot]
-        images[t] = np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
+        put_clip_frame(images, alphas, t, order, back, colours, planes)
     return images, np.clip(alphas, 0.0, 1.0)
