@@ -39,6 +39,10 @@ BACKGROUND_PASS = True  # a "background.A" pass (1 - union)
 LABEL_KEY = re.compile(r"^person_\d+$")
 MAX_LABEL = 63
 DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")  # what the backends accept for ``device``
+# Roto assistance: guidance on keyframes only, carried to every other frame by optical flow.
+PROPAGATE = False
+DETECT_EVERY = 0  # with the detector as keyframe source: detect every N frames (0: first frame and when lost)
+TEMPORAL = 0.0  # chatter control in the uncertain band: 0 = off .. 1 = strongest
 
 
 def _is_int(value) -> bool:
@@ -103,6 +107,9 @@ class MatteSettings:
     background_pass: bool = BACKGROUND_PASS
     labels: dict[str, str] | None = None
     exact: bool = EXACT
+    propagate: bool = PROPAGATE
+    detect_every: int = DETECT_EVERY
+    temporal: float = TEMPORAL
 
     def check(self) -> None:
         if self.refine not in REFINE_MODES:
@@ -120,10 +127,17 @@ class MatteSettings:
         if not isinstance(self.exact, bool):
             raise UserError(f"exact must be true or false, got {self.exact!r}")
         check_detector(self.score, self.min_area, self.detector_size)
+        if not isinstance(self.propagate, bool):
+            raise UserError(f"propagate must be true or false, got {self.propagate!r}")
+        if not _is_int(self.detect_every) or self.detect_every < 0:
+            raise UserError(f"detect_every must be a whole number of frames (0 = only when needed), got {self.detect_every!r}")
+        if not _is_number(self.temporal) or not 0.0 <= float(self.temporal) <= 1.0:
+            raise UserError(f"temporal must be within [0, 1] (0 = off), got {self.temporal!r}")
 
     def manifest(self) -> dict:
         return {"max_side": self.max_side, "refine": self.refine, "score": self.score, "min_area": self.min_area,
-                "exact": self.exact}
+                "exact": self.exact, "propagate": self.propagate, "detect_every": self.detect_every,
+                "temporal": self.temporal}
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

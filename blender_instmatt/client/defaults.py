@@ -19,3 +19,6 @@ DEPTHS = ("half", "float")
 DEPTH = "half"
 UNION_PASS = True
 BACKGROUND_PASS = True
+PROPAGATE = False
+DETECT_EVERY = 0
+TEMPORAL = 0.0

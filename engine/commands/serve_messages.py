@@ -20,7 +20,7 @@ OPTION_TYPES = {
     "weights": (str, type(None)), "detector_weights": (str, type(None)), "device": (str, type(None)),
     "threads": (int, type(None)), "detector_size": int,
     "compression": str, "depth": str, "union_pass": bool, "background_pass": bool, "labels": (dict, type(None)),
-    "exact": bool,
+    "exact": bool, "propagate": bool, "detect_every": int, "temporal": (int, float),
 }
 assert set(OPTION_TYPES) == set(MatteSettings.names())
 

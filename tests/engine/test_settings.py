@@ -30,7 +30,8 @@ def _addon_defaults():
 def test_addon_preference_defaults_follow_the_engine():
     addon = _addon_defaults()
     for name in ("BACKENDS", "BACKEND", "REFINE_MODES", "REFINE", "SCORE", "MIN_AREA", "MAX_SIDE", "MIN_MAX_SIDE",
-                 "COMPRESSIONS", "COMPRESSION", "DEPTHS", "DEPTH", "UNION_PASS", "BACKGROUND_PASS"):
+                 "COMPRESSIONS", "COMPRESSION", "DEPTHS", "DEPTH", "UNION_PASS", "BACKGROUND_PASS",
+                 "PROPAGATE", "DETECT_EVERY", "TEMPORAL"):
         assert getattr(addon, name) == getattr(settings, name), name
 
 
