@@ -88,6 +88,7 @@ class EventListener:
 
     def message(self, text) -> None:
         log.info("job %s: %s", self.job_id, text)
+        self.channel.send({"type": "note", "id": self.job_id, "message": str(text)})
 
 
 def json_id(value) -> bool:
