@@ -38,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     guide = parser.add_mutually_exclusive_group()
     guide.add_argument("--masks", metavar="DIR", help="per-person masks instead of the detector: DIR/<frame, 4 digits>/<NN>.png")
     guide.add_argument("--index", metavar="PATTERN", help="one ID image per frame instead of the detector (0 = nobody)")
+    parser.add_argument("--propagate", action="store_true",
+                        help="--masks holds keyframes only: carry each person from the nearest keyframe to every "
+                             "other frame (optical flow); a rerun recomputes only the frames an edited keyframe drives")
     parser.add_argument("--weights", metavar="PATH",
                         help="InstMatt weights (default: the authors' checkpoint when `instmatt models fetch` "
                              "has cached it, else the shipped toy checkpoint)")
@@ -100,7 +103,7 @@ def settings_from_args(args) -> MatteSettings:
                          overwrite=args.overwrite, device=args.device, threads=args.threads,
                          compression=args.compression, depth=args.depth, union_pass=args.union_pass,
                          background_pass=args.background_pass, labels=parse_labels(args.label),
-                         exact=args.exact)
+                         exact=args.exact, propagate=args.propagate)
 
 
 def run(args) -> int:

@@ -9,6 +9,8 @@ Three sources, one interface (``people(frame, image) -> Guide``, see :mod:`.base
   is ``person_03``; 8/16-bit, float or EXR; ``person_03.png`` works too). A frame folder
   may be empty (nobody there) but must exist. For a single image, ``DIR/<NN>.png``
   without a frame folder also works.
+- ``PropagatedGuidance`` (:mod:`.propagated`): the artist's masks on keyframes only
+  (``--masks KEYS --propagate``), carried to every other frame (:mod:`.layered`).
 - ``IndexGuidance`` (:mod:`.index`): one ID image per frame (a pattern such as
   ``ids.####.png``, a folder, or one file for a single frame): each pixel holds its
   person's number, 0 = nobody; 8/16-bit grey PNG/TIFF or EXR (e.g. Blender's IndexOB pass).
@@ -34,7 +36,14 @@ def make_guidance(kind: str = "detector", path: str | None = None,
     if kind == "masks":
         if not path:
             raise UserError("guidance 'masks' needs a path: DIR/<frame, 4 digits>/<NN>.png")
+        if settings.propagate:
+            from .propagated import PropagatedGuidance
+
+            return PropagatedGuidance(path)
         return MaskFolderGuidance(path)
+    if settings.propagate:
+        raise UserError("propagate needs keyframe masks (--masks KEYS); keyframes from the detector or an "
+                        "ID image are not supported yet")
     if kind == "index":
         if not path:
             raise UserError("guidance 'index' needs a path: a pattern such as ids.####.png")

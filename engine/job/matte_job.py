@@ -66,6 +66,7 @@ class MatteJob:
         self.assignments: dict[int, tuple[list[str], list[int]]] = {}
         self._computed = 0
         self._computed_seconds = 0.0
+        self.stale: set[int] = set()  # propagated guidance: frames whose keyframes changed since written
 
     @property
     def backend(self):
@@ -84,6 +85,8 @@ class MatteJob:
             from engine.guidance.tracking import Tracker
 
             self.tracker = Tracker()
+        if getattr(self.guidance, "propagating", False):
+            self._plan_propagation()
         result = JobResult()
         for message, count in self.known_failures:
             result.failed += count
@@ -110,6 +113,29 @@ class MatteJob:
             result.cancelled = True
         return result
 
+    def _plan_propagation(self) -> None:
+        """Frames in propagation order; those whose keyframe changed since they were written
+        are recomputed (the manifests record each frame's keyframe and its hash)."""
+        self.guidance.read = lambda f: self.source.read(f).rgb8
+        wanted = set(self.frames)
+        self.frames = [f for f in self.guidance.order() if f in wanted]
+        previous = {f: None if self.settings.overwrite else self._record(f) for f in self.frames}
+        plan = self.guidance.recompute(previous)
+        self.stale = set(plan.frames)
+        self.listener.message(plan.message)
+        log.info("%s", plan.message)
+
+    def _record(self, frame: int) -> dict | None:
+        """The propagation record of the frame's EXR, None when there is none (or no EXR)."""
+        path = self.path(frame)
+        if not os.path.exists(path):
+            return None
+        try:
+            manifest = read_manifest(path)
+        except InputFileError:
+            return None
+        return None if manifest is None else manifest.get("propagation")
+
     def _claimed(self, frame: int, result: JobResult) -> bool:
         """Skip or compute the frame under its claim; False when another process holds it."""
         if not self.side_files.kinds and self._skip_existing(frame, result):
@@ -127,7 +153,7 @@ class MatteJob:
     def _skip_existing(self, frame: int, result: JobResult) -> bool:
         """True when the frame's EXR is ours and complete (it is then kept, side files added)."""
         path = self.path(frame)
-        if not os.path.exists(path) or self.settings.overwrite:
+        if not os.path.exists(path) or self.settings.overwrite or frame in self.stale:
             return False
         people = self._existing_people(path)
         if people is None:
@@ -236,6 +262,8 @@ class MatteJob:
             "guidance": self.guidance.describe(),
             "settings": self.settings.manifest(),
         }
+        if getattr(self.guidance, "propagating", False):
+            manifest["propagation"] = self.guidance.record(frame)
         if guide.scores is not None:
             manifest["scores"] = {pid: round(float(guide.scores[k]), 4) for pid, k in zip(ids, present)}
         self.side_files.write(frame, image, alphas, ids, only_missing=False)

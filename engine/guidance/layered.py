@@ -1,0 +1,226 @@
+"""Carry a keyframe's people through a shot: one layer per person, each anchored to the keyframe.
+
+    tracker = LayeredTracker(key_rgb8, key_masks)     # (K, H, W) masks of the keyframe
+    masks = tracker.step(next_rgb8)                   # (K, H, W) guidance for the next frame
+    tracker.step(...)                                 # and so on, one frame at a time
+
+Each person keeps their keyframe appearance (grey image and mask, the *reference*) and
+one affine transform from the keyframe to the current frame. Per frame:
+
+1. Predict the transform: the person's motion between the last two frames, fitted
+   (RANSAC, similarity) to the forward-backward-consistent DIS flow over their visible
+   pixels; while they are mostly hidden, their recent average motion (people walking
+   behind others come out where a steady walk takes them).
+2. Correct it against the keyframe (ECC, affine, projected onto a similarity): the
+   reference pixels that stay visible (not under someone in front, inside the frame)
+   are aligned with this frame. Aligning with the keyframe rather than the frame before
+   keeps errors from adding up over the shot, and snaps a person back into place when
+   they come out from behind someone. Below ``MIN_VISIBLE`` of their reference visible,
+   the prediction stands.
+3. The person's whole extent is their keyframe mask moved by the transform (one
+   resampling, so edges do not blur over time); what is visible of them is their extent
+   minus everyone in front of them.
+4. Who is in front where two extents overlap: the person whose reference, moved, explains
+   the overlap's pixels better; until the image says, the person whose feet are lower.
+
+Guidance masks never overlap, so IDs cannot swap where people cross. The network is not
+fed back: each frame's guidance depends only on the keyframe and the images, so a frame
+can be recomputed on its own, and a weak model cannot push the masks off over time.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], np.float32)
+MIN_VISIBLE = 0.6  # share of the reference visible below which the motion is predicted, not measured
+FLOW_VISIBLE = 0.35  # share of the extent visible needed to fit the frame's motion to the flow
+MIN_PIXELS = 200  # fewer visible reference pixels than this: predicted
+MAX_CORRECTION = 20.0  # pixels: an alignment further than this from the prediction has failed
+ORDER_PIXELS = 50  # overlap needed to decide who is in front
+ORDER_MARGIN = 2.0  # grey levels: how much better one person must explain the overlap
+MOTION_MEMORY = 0.5  # weight of the past in the average motion
+FLOW_POINTS = 3000
+ECC_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 80, 1e-5)
+
+
+def grey(rgb8: np.ndarray) -> np.ndarray:
+    """Lightly blurred float grey image (ECC and the residuals work on it)."""
+    g = cv2.cvtColor(np.ascontiguousarray(rgb8), cv2.COLOR_RGB2GRAY)
+    return cv2.GaussianBlur(g, (3, 3), 0).astype(np.float32)
+
+
+def compose(after: np.ndarray, before: np.ndarray) -> np.ndarray:
+    """The 2x3 affine map that applies ``before``, then ``after``."""
+    return (np.vstack([after, [0, 0, 1]]) @ np.vstack([before, [0, 0, 1]]))[:2].astype(np.float32)
+
+
+def nearest_similarity(matrix: np.ndarray) -> np.ndarray:
+    """The rotation + uniform scale + translation closest to an affine map (no shear)."""
+    a = (matrix[0, 0] + matrix[1, 1]) / 2.0
+    b = (matrix[1, 0] - matrix[0, 1]) / 2.0
+    return np.array([[a, -b, matrix[0, 2]], [b, a, matrix[1, 2]]], np.float32)
+
+
+def move(plane: np.ndarray, matrix: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    return cv2.warpAffine(np.ascontiguousarray(plane, np.float32), matrix, (shape[1], shape[0]),
+                          flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+
+
+class _Person:
+    def __init__(self, reference: np.ndarray, mask: np.ndarray):
+        self.reference = reference  # grey keyframe
+        self.mask = (np.asarray(mask) >= 0.5).astype(np.uint8)  # keyframe mask
+        self.transform = IDENTITY.copy()  # keyframe -> current frame
+        self.motion = IDENTITY.copy()  # average motion per frame (previous -> current)
+        self.measured = False
+
+    def extent(self, shape) -> np.ndarray:
+        return move(self.mask, self.transform, shape) >= 0.5
+
+
+class LayeredTracker:
+    """People of a keyframe carried frame by frame; ``step`` goes one frame on (either way in time)."""
+
+    def __init__(self, rgb8: np.ndarray, masks: np.ndarray):
+        self._grey = grey(rgb8)
+        self.shape = self._grey.shape
+        masks = np.asarray(masks)
+        if masks.ndim != 3 or masks.shape[1:] != self.shape:
+            raise ValueError(f"keyframe masks must be (K, {self.shape[0]}, {self.shape[1]}), got {masks.shape}")
+        self.people = [_Person(self._grey, m) for m in masks]
+        count = len(self.people)
+        self.extents = [p.extent(self.shape) for p in self.people]
+        bottoms = [_bottom(e) for e in self.extents]
+        self.front = np.array([[j != k and bottoms[j] > bottoms[k] for k in range(count)] for j in range(count)])
+        self.visible = self._visible()
+        self.frames = 0
+
+    def masks(self) -> np.ndarray:
+        """(K, H, W) float32 {0, 1}: the guidance of the current frame (never overlapping)."""
+        if not self.people:
+            return np.zeros((0,) + self.shape, np.float32)
+        return np.stack(self.visible).astype(np.float32)
+
+    def step(self, rgb8: np.ndarray) -> np.ndarray:
+        current = grey(rgb8)
+        if current.shape != self.shape:
+            raise ValueError(f"frame is {current.shape[1]}x{current.shape[0]}, the keyframe "
+                             f"{self.shape[1]}x{self.shape[0]}")
+        forward, backward = self._flows(self._grey, current)
+        moved: dict[int, np.ndarray] = {}
+        for k in sorted(range(len(self.people)), key=lambda k: -int(self.front[k].sum())):  # front first
+            person = self.people[k]
+            predicted = compose(self._frame_motion(k, forward, backward), person.transform)
+            corrected = self._align(k, current, predicted, moved)
+            if corrected is not None:
+                step = compose(corrected, cv2.invertAffineTransform(person.transform))
+                person.motion = step if not person.measured else \
+                    (MOTION_MEMORY * person.motion + (1 - MOTION_MEMORY) * step).astype(np.float32)
+                person.measured = True
+            person.transform = predicted if corrected is None else corrected
+            moved[k] = person.extent(self.shape)
+        self.extents = [moved[k] for k in range(len(self.people))]
+        self._order(current)
+        self.visible = self._visible()
+        self._grey = current
+        self.frames += 1
+        return self.masks()
+
+    # -- motion -------------------------------------------------------------------------------
+    @staticmethod
+    def _flows(previous: np.ndarray, current: np.ndarray):
+        # made per step (cheap), so that a tracker can be copied to carry a keyframe both ways
+        flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        a = np.clip(previous, 0, 255).astype(np.uint8)
+        b = np.clip(current, 0, 255).astype(np.uint8)
+        return flow.calc(a, b, None), flow.calc(b, a, None)
+
+    def _frame_motion(self, k: int, forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
+        """previous -> current for person k: fitted to the flow when enough of them is visible."""
+        person, visible = self.people[k], self.visible[k]
+        if visible.sum() < FLOW_VISIBLE * max(int(self.extents[k].sum()), 1):
+            return person.motion
+        fitted = _fit_flow(forward, backward, visible)
+        return person.motion if fitted is None else fitted
+
+    def _align(self, k: int, current: np.ndarray, predicted: np.ndarray, moved: dict) -> np.ndarray | None:
+        """The keyframe -> current transform aligned on the reference pixels that stay visible."""
+        person = self.people[k]
+        back = cv2.invertAffineTransform(predicted)
+        keep = person.mask.copy()
+        for j, extent in moved.items():
+            if self.front[j, k]:
+                keep &= (move(extent.astype(np.float32), back, self.shape) < 0.5).astype(np.uint8)
+        keep &= (move(np.ones(self.shape, np.float32), back, self.shape) >= 0.99).astype(np.uint8)
+        keep = cv2.erode(keep, np.ones((3, 3), np.uint8))
+        count = int(keep.sum())
+        if count < MIN_PIXELS or count < MIN_VISIBLE * max(int(person.mask.sum()), 1):
+            return None
+        matrix = predicted.copy()
+        try:
+            _, matrix = cv2.findTransformECCWithMask(person.reference, current, keep * 255,
+                                                     np.full(self.shape, 255, np.uint8), matrix,
+                                                     cv2.MOTION_AFFINE, ECC_CRITERIA, 5)
+        except cv2.error:
+            return None
+        if not np.isfinite(matrix).all() or np.abs(matrix[:, 2] - predicted[:, 2]).max() > MAX_CORRECTION:
+            return None
+        return nearest_similarity(matrix)
+
+    # -- who is in front ----------------------------------------------------------------------
+    def _order(self, current: np.ndarray) -> None:
+        count = len(self.people)
+        for j in range(count):
+            for k in range(j + 1, count):
+                overlap = self.extents[j] & self.extents[k]
+                if overlap.sum() < ORDER_PIXELS:
+                    continue
+                rj, rk = self._residual(j, current, overlap), self._residual(k, current, overlap)
+                if abs(rj - rk) > ORDER_MARGIN:
+                    self.front[j, k] = rj < rk
+                    self.front[k, j] = not self.front[j, k]
+
+    def _residual(self, k: int, current: np.ndarray, region: np.ndarray) -> float:
+        """Mean grey difference between person k's moved reference and this frame over ``region``."""
+        person = self.people[k]
+        moved = move(person.reference, person.transform, self.shape)
+        inside = region & (move(person.mask, person.transform, self.shape) >= 0.99)
+        return float(np.abs(moved - current)[inside].mean()) if inside.sum() > 30 else float("inf")
+
+    def _visible(self) -> list[np.ndarray]:
+        out = []
+        for k, extent in enumerate(self.extents):
+            visible = extent.copy()
+            for j, other in enumerate(self.extents):
+                if self.front[j, k]:
+                    visible &= ~other
+            out.append(visible)
+        return out
+
+
+def _bottom(extent: np.ndarray) -> int:
+    rows = np.nonzero(extent.any(axis=1))[0]
+    return int(rows.max()) if len(rows) else -1
+
+
+def _fit_flow(forward: np.ndarray, backward: np.ndarray, region: np.ndarray) -> np.ndarray | None:
+    """Similarity (previous -> current) fitted with RANSAC to the flow over ``region``'s
+    forward-backward-consistent pixels; None when too few are."""
+    ys, xs = np.nonzero(cv2.erode(region.astype(np.uint8), np.ones((5, 5), np.uint8)))
+    if len(xs) < 50:
+        return None
+    pick = np.linspace(0, len(xs) - 1, min(len(xs), FLOW_POINTS)).astype(int)
+    ys, xs = ys[pick], xs[pick]
+    src = np.stack([xs, ys], 1).astype(np.float32)
+    dst = src + forward[ys, xs]
+    height, width = forward.shape[:2]
+    there = backward[np.clip(np.rint(dst[:, 1]).astype(int), 0, height - 1),
+                     np.clip(np.rint(dst[:, 0]).astype(int), 0, width - 1)]
+    consistent = np.abs(forward[ys, xs] + there).sum(axis=1) < 1.0
+    if consistent.sum() < 30:
+        return None
+    fitted, _ = cv2.estimateAffinePartial2D(src[consistent], dst[consistent], method=cv2.RANSAC,
+                                            ransacReprojThreshold=1.5)
+    return None if fitted is None else fitted.astype(np.float32)
