@@ -36,6 +36,7 @@ import numpy as np
 IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], np.float32)
 MIN_VISIBLE = 0.6  # share of the reference visible below which the motion is predicted, not measured
 FLOW_VISIBLE = 0.35  # share of the extent visible needed to fit the frame's motion to the flow
+FLOW_AGREE = 5.5  # pixels: a flow fit further than this from the person's steady motion is not trusted
 MIN_PIXELS = 200  # fewer visible reference pixels than this: predicted
 MAX_CORRECTION = 20.0  # pixels: an alignment further than this from the prediction has failed
 ORDER_PIXELS = 50  # overlap needed to decide who is in front
@@ -76,8 +77,8 @@ class _Person:
         self.motion = IDENTITY.copy()  # average motion per frame (previous -> current)
         self.measured = False
 
-    def extent(self, shape) -> np.ndarray:
-        return move(self.mask, self.transform, shape) >= 0.5
+    def extent(self, shape, transform: np.ndarray | None = None) -> np.ndarray:
+        return move(self.mask, self.transform if transform is None else transform, shape) >= 0.5
 
 
 class LayeredTracker:
@@ -93,7 +94,9 @@ class LayeredTracker:
         count = len(self.people)
         self.extents = [p.extent(self.shape) for p in self.people]
         bottoms = [_bottom(e) for e in self.extents]
-        self.front = np.array([[j != k and bottoms[j] > bottoms[k] for k in range(count)] for j in range(count)])
+        # feet lower = nearer; a tie goes to the lower number, so masks never overlap
+        self.front = np.array([[j != k and (bottoms[j], -j) > (bottoms[k], -k) for k in range(count)]
+                               for j in range(count)])
         self.visible = self._visible()
         self.frames = 0
 
@@ -109,20 +112,25 @@ class LayeredTracker:
             raise ValueError(f"frame is {current.shape[1]}x{current.shape[0]}, the keyframe "
                              f"{self.shape[1]}x{self.shape[0]}")
         forward, backward = self._flows(self._grey, current)
+        count = len(self.people)
+        predicted = [compose(self._frame_motion(k, forward, backward), p.transform) for k, p in enumerate(self.people)]
+        # who is in front is settled on the predicted places first: aligning someone who is
+        # going behind another on pixels that are no longer theirs would drag them along
+        self.extents = [p.extent(self.shape, t) for p, t in zip(self.people, predicted)]
+        self._order(current, predicted)
         moved: dict[int, np.ndarray] = {}
-        for k in sorted(range(len(self.people)), key=lambda k: -int(self.front[k].sum())):  # front first
+        for k in sorted(range(count), key=lambda k: -int(self.front[k].sum())):  # front first
             person = self.people[k]
-            predicted = compose(self._frame_motion(k, forward, backward), person.transform)
-            corrected = self._align(k, current, predicted, moved)
+            corrected = self._align(k, current, predicted[k], moved)
             if corrected is not None:
                 step = compose(corrected, cv2.invertAffineTransform(person.transform))
                 person.motion = step if not person.measured else \
                     (MOTION_MEMORY * person.motion + (1 - MOTION_MEMORY) * step).astype(np.float32)
                 person.measured = True
-            person.transform = predicted if corrected is None else corrected
+            person.transform = predicted[k] if corrected is None else corrected
             moved[k] = person.extent(self.shape)
-        self.extents = [moved[k] for k in range(len(self.people))]
-        self._order(current)
+        self.extents = [moved[k] for k in range(count)]
+        self._order(current, [p.transform for p in self.people])
         self.visible = self._visible()
         self._grey = current
         self.frames += 1
@@ -143,7 +151,12 @@ class LayeredTracker:
         if visible.sum() < FLOW_VISIBLE * max(int(self.extents[k].sum()), 1):
             return person.motion
         fitted = _fit_flow(forward, backward, visible)
-        return person.motion if fitted is None else fitted
+        if fitted is None:
+            return person.motion
+        # near an occluder the flow follows the occluder: far from a steady walk, the walk wins
+        if person.measured and np.abs(fitted[:, 2] - person.motion[:, 2]).max() > FLOW_AGREE:
+            return person.motion
+        return fitted
 
     def _align(self, k: int, current: np.ndarray, predicted: np.ndarray, moved: dict) -> np.ndarray | None:
         """The keyframe -> current transform aligned on the reference pixels that stay visible."""
@@ -170,23 +183,24 @@ class LayeredTracker:
         return nearest_similarity(matrix)
 
     # -- who is in front ----------------------------------------------------------------------
-    def _order(self, current: np.ndarray) -> None:
+    def _order(self, current: np.ndarray, transforms: list[np.ndarray]) -> None:
         count = len(self.people)
         for j in range(count):
             for k in range(j + 1, count):
                 overlap = self.extents[j] & self.extents[k]
                 if overlap.sum() < ORDER_PIXELS:
                     continue
-                rj, rk = self._residual(j, current, overlap), self._residual(k, current, overlap)
+                rj = self._residual(j, current, overlap, transforms[j])
+                rk = self._residual(k, current, overlap, transforms[k])
                 if abs(rj - rk) > ORDER_MARGIN:
                     self.front[j, k] = rj < rk
                     self.front[k, j] = not self.front[j, k]
 
-    def _residual(self, k: int, current: np.ndarray, region: np.ndarray) -> float:
-        """Mean grey difference between person k's moved reference and this frame over ``region``."""
+    def _residual(self, k: int, current: np.ndarray, region: np.ndarray, transform: np.ndarray) -> float:
+        """Mean grey difference between person k's reference, moved, and this frame over ``region``."""
         person = self.people[k]
-        moved = move(person.reference, person.transform, self.shape)
-        inside = region & (move(person.mask, person.transform, self.shape) >= 0.99)
+        moved = move(person.reference, transform, self.shape)
+        inside = region & (move(person.mask, transform, self.shape) >= 0.99)
         return float(np.abs(moved - current)[inside].mean()) if inside.sum() > 30 else float("inf")
 
     def _visible(self) -> list[np.ndarray]:

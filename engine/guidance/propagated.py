@@ -19,7 +19,13 @@ import numpy as np
 from engine.errors import InputFileError
 
 from .base import Guidance, Guide, frame_list, size_error
-from .keyframes import Recompute, plan, plan_recompute, propagation_order, read_keyframes
+from .keyframes import (
+    Recompute,
+    plan,
+    plan_recompute,
+    propagation_order,
+    read_keyframes,
+)
 from .layered import LayeredTracker
 
 
