@@ -4,7 +4,9 @@ Written in the layout of the engine's ``masks`` guidance (docs/protocol.md):
 ``DIR/<source frame, 4 digits>/<NN>.png``, NN = 01, 02, ... in the order of the mask's
 layers (layers hidden from rendering are skipped), so person_01 is the first layer.
 Every frame gets one file per person, empty where the layer has no shape, so person
-numbers never shift.
+numbers never shift.  A keyframe folder (propagation) holds the keyframes only, and a
+file only for the people present there.  The running job rasterises frame by frame
+(:class:`GuidanceWriter` stepped by ``client.roto.Rasterising``).
 """
 
 from __future__ import annotations
@@ -14,13 +16,16 @@ import re
 
 import bpy
 
-from .client import raster
+from . import mask_keys
+from .client import raster, roto
 
 _DEFAULT_LAYER_NAME = re.compile(r"^MaskLayer(\.\d+)?$")
 
 
 def person_layers(mask) -> list:
-    return [layer for layer in mask.layers if not layer.hide_render]
+    """The layers that are people: not hidden from render, or with a keyed *Hide in Render*
+    (a person who enters or leaves), so person numbers never shift from frame to frame."""
+    return [layer for layer in mask.layers if not layer.hide_render or mask_keys.animated(layer, "hide_render")]
 
 
 def layer_labels(mask) -> dict[str, str]:
@@ -63,22 +68,21 @@ def _layer_polygons(layer, width: int, height: int, resolution: int) -> list:
     return polygons
 
 
+def _layer_image(layer, width: int, height: int, resolution: int = 16) -> bytearray:
+    image = raster.fill(_layer_polygons(layer, width, height, resolution), width, height,
+                        even_odd=layer.use_fill_holes)
+    return raster.invert(image) if layer.invert else image
+
+
 def rasterise(mask, width: int, height: int, resolution: int = 16) -> list[bytearray]:
     """One 8-bit image (rows top-down, 0/255) per person layer of ``mask`` as it is now."""
-    images = []
-    for layer in person_layers(mask):
-        polygons = _layer_polygons(layer, width, height, resolution)
-        image = raster.fill(polygons, width, height, even_odd=layer.use_fill_holes)
-        if layer.invert:
-            image = raster.invert(image)
-        images.append(image)
-    return images
+    return [_layer_image(layer, width, height, resolution) for layer in person_layers(mask)]
 
 
 def _signature(mask) -> tuple:
     """The shape of every person layer as it is now (to reuse identical frames)."""
     return tuple(
-        (layer.invert, layer.use_fill_holes,
+        (layer.hide_render, layer.invert, layer.use_fill_holes,
          tuple((spline.use_cyclic, spline.use_fill,
                 tuple(tuple(p.co) + tuple(p.handle_left) + tuple(p.handle_right)
                       + (p.handle_left_type, p.handle_right_type) for p in spline.points))
@@ -94,48 +98,70 @@ def _evaluated(mask, context):
         return mask
 
 
-def write_guidance(context, mask, frames: list[tuple[int, int]], size: tuple[int, int], folder: str,
-                   progress=None) -> int:
-    """Rasterise ``mask`` for every ``(scene_frame, source_frame)`` into ``folder``
-    (``folder/<source frame, 4 digits>/<NN>.png``; ``folder/<NN>.png`` when the source
-    frame is None, for a still image).
+class GuidanceWriter:
+    """Rasterises ``mask`` one frame at a time into ``folder``: ``folder/<source frame,
+    4 digits>/<NN>.png`` (``folder/<NN>.png`` when the source frame is None, a still).
 
-    The mask is evaluated at each scene frame (keyframes, shape keys); frames whose
-    shapes did not change reuse the previous frame's files.  Returns the number of
-    people (layers).  The scene's current frame is restored.
+    The mask is evaluated at each scene frame (shape keys, F-curves); a frame whose shapes
+    did not change reuses the previous frame's bytes.  Every frame gets one file per
+    person, empty where the layer has no shape or is hidden from render there; with
+    ``keyframes`` (a keyframe folder) only the people present get a file, since a missing
+    file is how a person leaves, and unchanged files are left as they are (same shape,
+    same bytes).  :meth:`close` puts the scene's frame back.
     """
-    width, height = int(size[0]), int(size[1])
-    if width <= 0 or height <= 0:
-        raise ValueError("the source's size is unknown, so its masks cannot be rasterised")
-    people = len(person_layers(mask))
-    if people == 0:
-        raise ValueError(f"Mask '{mask.name}' has no layers (one layer per person)")
-    scene = context.scene
-    previous = (scene.frame_current, scene.frame_subframe)
-    moves = len(frames) > 1
-    last_signature, cached = None, None
-    try:
-        for index, (scene_frame, source_frame) in enumerate(frames):
-            if moves:
-                scene.frame_set(scene_frame)
-            evaluated = _evaluated(mask, context)
-            signature = _signature(evaluated)
-            if signature != last_signature:
-                images = rasterise(evaluated, width, height)
-                cached = [raster.png_bytes(image, width, height) for image in images]
-                last_signature = signature
-            # a still image takes its masks flat: DIR/<NN>.png
-            target = folder if source_frame is None else os.path.join(folder, f"{source_frame:04d}")
-            os.makedirs(target, exist_ok=True)
-            for person, data in enumerate(cached, start=1):
-                with open(os.path.join(target, f"{person:02d}.png"), "wb") as fh:
-                    fh.write(data)
-            if progress is not None:
-                progress(index + 1, len(frames))
-    finally:
-        if moves:
-            scene.frame_set(previous[0], subframe=previous[1])
-    return people
+
+    def __init__(self, context, mask, size: tuple[int, int], folder: str, keyframes: bool = False,
+                 moves: bool = True):
+        self.width, self.height = int(size[0]), int(size[1])
+        if self.width <= 0 or self.height <= 0:
+            raise ValueError("the source's size is unknown, so its masks cannot be rasterised")
+        self.people = len(person_layers(mask))
+        if self.people == 0:
+            raise ValueError(f"Mask '{mask.name}' has no layers (one layer per person)")
+        self.context, self.mask, self.folder = context, mask, folder
+        self.keyframes, self.moves = keyframes, moves
+        self.scene = context.scene
+        self._previous = (self.scene.frame_current, self.scene.frame_subframe)
+        self._signature = None
+        self._files: list[bytes | None] = []
+
+    def write(self, scene_frame: int, source_frame: int | None) -> None:
+        if self.moves:
+            self.scene.frame_set(scene_frame)
+        evaluated = _evaluated(self.mask, self.context)
+        signature = _signature(evaluated)
+        if signature != self._signature:
+            empty = bytearray(self.width * self.height)
+            images = [None if layer.hide_render else _layer_image(layer, self.width, self.height)
+                      for layer in person_layers(evaluated)]
+            self._files = [None if self.keyframes and (image is None or not any(image)) else
+                           raster.png_bytes(empty if image is None else image, self.width, self.height)
+                           for image in images]
+            self._signature = signature
+        target = self.folder if source_frame is None else os.path.join(self.folder, f"{source_frame:04d}")
+        os.makedirs(target, exist_ok=True)
+        for person, data in enumerate(self._files, start=1):
+            path = os.path.join(target, f"{person:02d}.png")
+            if data is not None:
+                roto.put_file(path, data)
+            elif os.path.exists(path):
+                os.remove(path)  # this person left at this keyframe
+
+    def close(self) -> None:
+        if self.moves:
+            self.scene.frame_set(self._previous[0], subframe=self._previous[1])
+
+
+def write_guidance(context, mask, frames: list[tuple[int, int | None]], size: tuple[int, int], folder: str,
+                   keyframes: bool = False) -> int:
+    """Rasterise ``mask`` for every ``(scene_frame, source_frame)`` into ``folder`` in one
+    go (scripts; the operator steps the same writer from its timer); returns the number
+    of people.  The scene's current frame is restored."""
+    writer = GuidanceWriter(context, mask, size, folder, keyframes=keyframes, moves=len(frames) > 1)
+    job = roto.Rasterising(frames, writer.write, writer.close)
+    if job.run() == job.FAILED:
+        raise ValueError(job.error)
+    return writer.people
 
 
 def find_mask(name: str):

@@ -20,7 +20,7 @@ from .client.matte_files import inspect_mattes
 from .client.protocol import EngineError
 from .client.shared import stop_shared_engine
 from .planning import PlanError, plan
-from .properties import PATH_OPTIONS, SOURCES
+from .properties import PATH_OPTIONS, PROPAGATE_HELP, SOURCES
 from .run import Run, active_run, forget, set_active
 
 SOURCE_ITEMS = [("AUTO", "Automatic", "The named image or clip, else the editor's, else the panel's choice")] + SOURCES
@@ -54,6 +54,7 @@ class INSTMATT_OT_matte_people(bpy.types.Operator):
     output: StringProperty(name="Output", description="Frame pattern or folder of the EXR files", subtype="FILE_PATH",
                            options=PATH_OPTIONS)
     overwrite: BoolProperty(name="Overwrite", description="Recompute frames that exist already")
+    propagate: BoolProperty(name="Propagate From Keyframes", description=PROPAGATE_HELP)
     setup_compositor: BoolProperty(name="Example Set-up", default=True,
                                    description="Add the example compositor set-up")
 
@@ -116,15 +117,7 @@ class INSTMATT_OT_matte_people(bpy.types.Operator):
         run = self._begin(context)
         if run is None:
             return {"CANCELLED"}
-        background = bpy.app.background
-        try:
-            run.job.run(on_progress=(lambda job: run.console()) if background else None)
-        except KeyboardInterrupt:
-            run.job.cancel()
-            try:
-                run.job.run()
-            except KeyboardInterrupt:
-                run.job.cancel(force=True)
+        run.wait(on_progress=run.console if bpy.app.background else None)
         return self._end(context, run)
 
     # -- UI: modal
@@ -143,16 +136,16 @@ class INSTMATT_OT_matte_people(bpy.types.Operator):
     def modal(self, context, event):
         run = self._run
         if event.type == "ESC" and event.value == "PRESS":
-            # A second Esc while cancelling stops the engine at once.
-            run.job.cancel(force=run.job.state == run.job.CANCELLING)
+            # Rasterising stops at once; the engine after the frame in hand (a second Esc: at once).
+            run.cancel()
             self._show(context)
-            if not run.job.finished:
+            if not run.finished:
                 return {"RUNNING_MODAL"}
         elif event.type != "TIMER":
             return {"PASS_THROUGH"}
-        run.job.poll(0.0)
+        run.poll()
         self._show(context)
-        if run.job.finished:
+        if run.finished:
             self._stop_ui(context)
             return self._end(context, run)
         return {"PASS_THROUGH"}
@@ -161,15 +154,15 @@ class INSTMATT_OT_matte_people(bpy.types.Operator):
         # Blender ends the modal operator (file loaded, window closed): stop the job.
         run = self._run
         if run is not None and not run.closed:
-            run.job.cancel()
+            run.cancel()
             self._stop_ui(context)
             self._end(context, run)
 
     def _show(self, context):
         run = self._run
         wm = context.window_manager
-        wm.progress_update(int(run.job.fraction * 1000))
-        text = run.job.status_text()
+        wm.progress_update(int(run.fraction * 1000))
+        text = run.status_text()
         workspace = getattr(context, "workspace", None)
         if workspace is not None:
             workspace.status_text_set(text)

@@ -2,7 +2,10 @@
 the source, the frame range, the output pattern, the engine's request and its guidance.
 
 A property the caller set wins over the scene's panel settings, which win over the
-defaults.  Mask guidance is rasterised here, into a temporary folder the run removes.
+defaults.  Mask guidance is planned here (which frames, which folder) and rasterised by
+the run, frame by frame: every frame into a temporary folder the run removes, or, when
+propagating, the keyframes into ``<output folder>/keyframes/``, which stays (unchanged
+keyframes keep their files, so the engine recomputes only the frames an edit affects).
 """
 
 from __future__ import annotations
@@ -12,11 +15,13 @@ import tempfile
 
 import bpy
 
-from . import masks, prefs, sources
+from . import mask_keys, masks, prefs, sources
+from .client import roto
 from .client.frames import shot_folder
 from .run import Run
 
 OUTPUT_NAME = "instmatt.####.exr"
+KEYFRAMES_FOLDER = "keyframes"  # beside the EXRs: the Mask's keyframes, for propagation
 
 
 class PlanError(Exception):
@@ -88,15 +93,7 @@ def guidance_request(op, context, settings, run: Run) -> dict:
         mask = masks.find_mask(op.mask) if op.mask else found or (settings.mask if settings is not None else None)
         if mask is None:
             raise PlanError("Mask guidance needs a Mask datablock (one layer per person)")
-        folder = tempfile.mkdtemp(prefix="instmatt_masks_")
-        run.temp_dirs.append(folder)
-        source = run.source
-        if run.scene_range is None:
-            frames = [(context.scene.frame_current, None)]
-        else:
-            first, last = run.scene_range
-            frames = [(f, source.source_frame(f)) for f in range(first, last + 1)]
-        masks.write_guidance(context, mask, frames, source.size, folder)
+        folder = mask_guidance(op, context, settings, run, mask)
         labels = masks.layer_labels(mask)
         if labels:
             run.request["options"]["labels"] = labels
@@ -107,6 +104,42 @@ def guidance_request(op, context, settings, run: Run) -> dict:
             raise PlanError("ID-image guidance needs a frame pattern of ID images")
         return {"kind": "index", "path": bpy.path.abspath(path)}
     return {"kind": "detector"}
+
+
+def mask_guidance(op, context, settings, run: Run, mask) -> str:
+    """Plan the Mask's rasterising (every frame, or the keyframes when propagating) as the
+    run's first phase; returns the folder the engine reads."""
+    source = run.source
+    if run.scene_range is None:
+        shot = [(context.scene.frame_current, None)]
+    else:
+        first, last = run.scene_range
+        shot = [(f, source.source_frame(f)) for f in range(first, last + 1)]
+    propagate = op.propagate if _given(op, "propagate") else bool(getattr(settings, "propagate", True))
+    keys: set[int] = set()
+    if propagate and len(shot) > 1:
+        try:
+            keys = mask_keys.keyframes(mask, masks.person_layers(mask))
+        except mask_keys.NoShapeKeyAccess as exc:
+            run.reports.append(("WARNING", f"InstMatt: not propagating, the Mask's shape keys are unreadable "
+                                           f"here ({exc}); its shapes guide every frame"))
+            propagate = False
+    mask_plan = roto.plan_frames(shot, keys, propagate)
+    folder = os.path.join(os.path.dirname(run.output_pattern), KEYFRAMES_FOLDER)
+    writer = masks.GuidanceWriter(context, mask, source.size, folder, keyframes=mask_plan.propagate,
+                                  moves=run.scene_range is not None)  # checks the size and the layers first
+    if mask_plan.propagate:
+        os.makedirs(folder, exist_ok=True)
+        roto.remove_stale_keyframes(folder, {frame for _, frame in mask_plan.frames})
+        run.request["options"]["propagate"] = True
+    else:
+        writer.folder = folder = tempfile.mkdtemp(prefix="instmatt_masks_")
+        run.temp_dirs.append(folder)
+    run.raster = roto.Rasterising(mask_plan.frames, writer.write, writer.close,
+                                  label="keyframe masks" if mask_plan.propagate else "masks")
+    if mask_plan.propagate:
+        run.guidance_text = f"propagated from Mask '{mask.name}' {mask_plan.describe()}"
+    return folder
 
 
 def plan(op, context) -> Run:

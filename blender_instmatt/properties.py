@@ -29,6 +29,10 @@ GUIDANCE = [
 ]
 
 
+PROPAGATE_HELP = ("Mask guidance: rasterise only the Mask's keyframes (shape keys, keyed layers) and let the "
+                  "engine carry each person to the other frames; after editing a keyframe a re-run recomputes "
+                  "only the frames it affects. Off, or keyed on every frame: the Mask guides every frame")
+
 # The matte EXRs' options (the engine's choices and defaults, client/defaults.py)
 _COMPRESSION_TEXT = {"zip": ("ZIP", "Lossless"), "piz": ("PIZ", "Lossless wavelet compression"),
                      "dwaa": ("DWAA", "Smallest; the alpha passes stay lossless")}
@@ -45,6 +49,7 @@ class InstMattSceneSettings(bpy.types.PropertyGroup):
     guidance: EnumProperty(name="Guidance", items=GUIDANCE, default="AUTO")
     mask: PointerProperty(name="Mask", type=bpy.types.Mask,
                           description="One mask layer per person, rasterised per frame")
+    propagate: BoolProperty(name="Propagate From Keyframes", default=True, description=PROPAGATE_HELP)
     index_path: StringProperty(name="ID Images", subtype="FILE_PATH", options=PATH_OPTIONS,
                                description="Frame pattern of integer-ID images (# = one digit)")
     use_scene_range: BoolProperty(name="Scene Range", default=True,

@@ -2,7 +2,10 @@
 and what happens at the end (reports, loading the mattes, wiring the compositor).
 
 Both paths of the operator (modal from the UI, synchronous from scripts) share :class:`Run`;
-one runs at a time per Blender session.
+one runs at a time per Blender session.  A run has up to two phases: rasterising Mask
+guidance frame by frame (``client.roto.Rasterising``; the engine starts warming up
+meanwhile), then the engine job (``client.job.MatteJob``).  :meth:`Run.poll` advances
+whichever is current, one timer tick at a time.
 """
 
 from __future__ import annotations
@@ -14,7 +17,11 @@ import time
 from . import compositor, prefs, sources
 from .client.frames import frame_path, frames_on_disk
 from .client.job import MatteJob
+from .client.roto import Rasterising
 from .client.matte_files import inspect_mattes, shot_labels
+
+# One timer tick rasterises at least one frame, more while this budget lasts (seconds).
+RASTER_STEP_S = 0.05
 
 # The run in progress (one at a time per Blender session).
 _active: "Run | None" = None
@@ -48,6 +55,10 @@ class Run:
         self.request = request
         self.example = example
         self.temp_dirs: list[str] = []
+        self.raster: Rasterising | None = None  # Mask guidance still to rasterise
+        self.guidance_text = ""  # what guides the job, for the final report
+        self.client = None
+        self.start_timeout = 180.0
         self.job: MatteJob | None = None
         self.closed = False
         self.started = time.monotonic()
@@ -58,16 +69,71 @@ class Run:
     # -- engine
 
     def start(self, context) -> None:
-        """Start (or reuse) the engine and queue the request; raises EngineError."""
+        """Start (or reuse) the engine; queue the request unless masks are still to be
+        rasterised (the engine warms up meanwhile). Raises EngineError."""
         settings = prefs.get_prefs(context)
-        client = prefs.get_engine(settings)
-        self.job = MatteJob(client, self.request, start_timeout=float(settings.start_timeout))
+        self.client = prefs.get_engine(settings)
+        self.start_timeout = float(settings.start_timeout)
+        if self.raster is None or self.raster.state == self.raster.DONE:
+            self._start_job()
+
+    def _start_job(self) -> None:
+        self.job = MatteJob(self.client, self.request, start_timeout=self.start_timeout)
+
+    @property
+    def stage(self):
+        """What runs now: the rasterising, or the engine job."""
+        return self.job if self.job is not None else self.raster
+
+    @property
+    def finished(self) -> bool:
+        return self.stage.finished
+
+    def poll(self) -> bool:
+        """One timer tick: rasterise the next frame(s), or handle the engine's events;
+        True once the run is over."""
+        if self.job is None:
+            if self.raster.step(RASTER_STEP_S) and self.raster.state == self.raster.DONE:
+                self._start_job()
+            return self.finished
+        return self.job.poll(0.0)
+
+    def wait(self, on_progress=None) -> None:
+        """Run to the end (scripts, ``blender -b``); Ctrl+C cancels, a second one kills."""
+        try:
+            if self.job is None:
+                if self.raster.run(on_progress=on_progress and (lambda _: on_progress())) != self.raster.DONE:
+                    return
+                self._start_job()
+            self.job.run(on_progress=on_progress and (lambda _: on_progress()))
+        except KeyboardInterrupt:
+            self.cancel()
+            try:
+                if self.job is not None:
+                    self.job.run()
+            except KeyboardInterrupt:
+                self.cancel(force=True)
+
+    def cancel(self, force: bool = False) -> None:
+        """Esc: stop rasterising at once, or ask the engine to stop after the frame in hand
+        (``force`` kills it)."""
+        if self.job is None:
+            self.raster.cancel()
+        else:
+            self.job.cancel(force=force or self.job.state == self.job.CANCELLING)
+
+    @property
+    def fraction(self) -> float:
+        return self.stage.fraction
+
+    def status_text(self) -> str:
+        return self.stage.status_text()
 
     def console(self) -> None:
         """Progress lines on stdout for headless runs."""
-        if self.job.finished:
+        if self.stage.finished:
             return
-        line = self.job.status_text().replace("  (Esc to cancel)", "")
+        line = self.status_text().replace("  (Esc to cancel)", "")
         if line != self._last_line:
             print(line, flush=True)
             self._last_line = line
@@ -79,6 +145,18 @@ class Run:
         job = self.job
         self.cleanup()
         settings = getattr(self.scene, "instmatt", None)
+        if job is None:  # stopped while rasterising the masks: the engine got nothing
+            raster = self.raster
+            if raster.state == raster.CANCELLED:
+                text = f"InstMatt: cancelled while rasterising masks ({raster.done}/{raster.total}); nothing was matted"
+                self.reports.append(("WARNING", text))
+                self._status(settings, "Cancelled")
+            else:
+                self.reports.append(("ERROR", f"InstMatt: {raster.error}"))
+                self._status(settings, f"Failed: {raster.error}")
+            return {"CANCELLED"}
+        for note in job.notes:
+            self.reports.append(("INFO", f"InstMatt: {note}"))
         for warning in job.warnings[:5]:
             self.reports.append(("WARNING", f"InstMatt: {warning}"))
         if len(job.warnings) > 5:
@@ -93,6 +171,8 @@ class Run:
             frames = len(job.frames)
             text = f"InstMatt: {frames} frame{'s' * (frames != 1)} matted, " + (
                 f"{len(people)} people: {', '.join(people)}" if people else "nobody found")
+            if self.guidance_text:
+                text += f"; {self.guidance_text}"
             self.reports.append(("INFO", text))
             self._status(settings, text.replace("InstMatt: ", ""))
             return {"FINISHED"}
@@ -142,6 +222,8 @@ class Run:
         return [f"{pid} ({labels[pid]})" if pid in labels else pid for pid in people]
 
     def cleanup(self) -> None:
+        if self.raster is not None:
+            self.raster.cancel()  # (when still running) puts the scene's frame back
         self.source.cleanup()
         for folder in self.temp_dirs:
             shutil.rmtree(folder, ignore_errors=True)
@@ -156,4 +238,6 @@ def cancel_active() -> None:
     if run is not None and not run.closed:
         if run.job is not None:
             run.job.cancel(force=True)
+        elif run.raster is not None:
+            run.raster.cancel()  # puts the scene's frame back
         run.cleanup()

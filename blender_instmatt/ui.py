@@ -31,8 +31,11 @@ def draw_panel(layout, context, editor: str) -> None:
         kind, _, why = masks.auto_guidance(settings)
         col.label(text=f"Uses {why}", icon="MOD_MASK" if kind == "MASK" else "VIEWZOOM")
         col.template_ID(settings, "mask", new="mask.new")
+        if kind == "MASK":
+            col.prop(settings, "propagate")
     elif settings.guidance == "MASK":
         col.template_ID(settings, "mask", new="mask.new")
+        col.prop(settings, "propagate")
     elif settings.guidance == "INDEX":
         col.prop(settings, "index_path", text="")
     col.separator()

@@ -44,6 +44,7 @@ class MatteJob(EngineRequest):
         self.state = self.STARTING
         self.error = ""
         self.warnings: list[str] = []
+        self.notes: list[str] = []  # the engine's lines for the artist ("14 frames recomputed: ...")
         self.frames: dict[int, str] = {}  # frame number -> EXR path, in arrival order
         self.frame_people: dict[int, list[str]] = {}  # frame number -> the people in its EXR
         self.people: list[str] = []
@@ -115,6 +116,8 @@ class MatteJob(EngineRequest):
             text += f", {self.fps:.2f} fps"
         if self.eta_s is not None and self.done_count < (self.total or 0):
             text += f", {format_seconds(self.eta_s)} left"
+        if self.notes:
+            text += f" ({self.notes[-1]})"
         return text + "  (Esc to cancel)"
 
     # -- internals
@@ -157,7 +160,11 @@ class MatteJob(EngineRequest):
             return
         if event_id != self.id:
             return  # a late event of an earlier job
-        if kind == "download":
+        if kind == "note":
+            message = str(event.get("message") or "").strip()
+            if message and message not in self.notes:
+                self.notes.append(message)
+        elif kind == "download":
             self.downloading = (str(event.get("model")), int(event.get("done") or 0), event.get("total"))
         elif kind == "progress":
             self.done_count = int(event.get("done", self.done_count))

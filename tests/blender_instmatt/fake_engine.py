@@ -2,8 +2,9 @@
 docs/protocol.md describes, for testing the add-on without torch.
 
 It mattes nothing: with ``masks`` guidance a person's alpha is the mask itself (so tests
-know the exact answer); with ``index`` guidance it is ``id == n``; the detector finds
-nobody.  It writes the documented EXR layout (``person_NN.A`` half channels, ZIP,
+know the exact answer; with ``propagate`` the mask of the nearest keyframe folder, and a
+``note`` before the frames says which keyframes it found); with ``index`` guidance it is
+``id == n``; the detector finds nobody.  It writes the documented EXR layout (``person_NN.A`` half channels, ZIP,
 ``instmatt_manifest`` header) through a temporary name and a rename.
 
     python fake_engine.py [--mode normal|slow|crash|oom|no-hello|bad-protocol|exit-on-start]
@@ -59,11 +60,17 @@ def write_exr(path: str, alphas: dict, size, manifest: dict) -> None:
     os.replace(tmp, path)
 
 
-def alphas_for(guidance: dict, frame: int, raster):
+def keyframes_in(folder: str) -> list[int]:
+    return sorted(int(name) for name in os.listdir(folder) if name.isdigit())
+
+
+def alphas_for(guidance: dict, frame: int, raster, propagate: bool = False):
     import numpy as np
 
     kind = guidance.get("kind", "detector")
     if kind == "masks":
+        if propagate:  # the nearest keyframe (the earlier one on a tie)
+            frame = min(keyframes_in(guidance["path"]), key=lambda key: (abs(key - frame), key))
         folder = os.path.join(guidance["path"], f"{frame:04d}")
         if not os.path.isdir(folder):
             folder = guidance["path"]  # a still image: DIR/<NN>.png
@@ -97,6 +104,10 @@ def run_job(req, cancelled: threading.Event, args, raster):
     guidance = req.get("guidance") or {"kind": "detector"}
     people: list[str] = []
     total = last - first + 1
+    propagate = bool(options.get("propagate")) and guidance.get("kind") == "masks"
+    if propagate:
+        keys = keyframes_in(guidance["path"])
+        emit({"type": "note", "id": job_id, "message": f"{total} frames from keyframes {keys}"})
     start = time.monotonic()
     for done, frame in enumerate(range(first, last + 1), start=1):
         if cancelled.is_set():
@@ -110,7 +121,7 @@ def run_job(req, cancelled: threading.Event, args, raster):
                       "file": frame_path(req["input"], frame), "fatal": True})
                 return
             time.sleep(args.delay)
-            alphas, size = alphas_for(guidance, frame, raster)
+            alphas, size = alphas_for(guidance, frame, raster, propagate)
             write_exr(out, alphas, size, {"people": list(alphas), "source": req["input"], "frame": frame,
                                           "weights": None, "settings": options,
                                           "labels": {p: n for p, n in (options.get("labels") or {}).items()

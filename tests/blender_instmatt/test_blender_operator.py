@@ -41,7 +41,8 @@ def shot(bpy, addon, scene, plate_sequence):
 
 
 def _output_files(scene):
-    return sorted(glob.glob(os.path.join(scene.instmatt.output_dir, "*", "*")))
+    # the matte files (not the keyframes/ folder that propagation keeps beside them)
+    return sorted(p for p in glob.glob(os.path.join(scene.instmatt.output_dir, "*", "*")) if os.path.isfile(p))
 
 
 def test_sync_run_with_masks(bpy, addon, fake_engine, shot, tmp_path):
@@ -216,9 +217,9 @@ def _driver(addon, **props):
             self.reports = []
             self.properties = Props()
             for name in ("source", "image", "clip", "guidance", "mask", "index_path", "frame_start",
-                         "frame_end", "output", "overwrite", "setup_compositor"):
+                         "frame_end", "output", "overwrite", "propagate", "setup_compositor"):
                 default = {"source": "AUTO", "guidance": "AUTO", "frame_start": 0, "frame_end": 0,
-                           "overwrite": False, "setup_compositor": True}.get(name, "")
+                           "overwrite": False, "propagate": False, "setup_compositor": True}.get(name, "")
                 setattr(self, name, props.get(name, default))
 
         def report(self, level, message):
@@ -235,7 +236,7 @@ def _tick_until(bpy, op, condition, timeout=30.0):
         if condition(result):
             return result
         time.sleep(0.05)
-    raise AssertionError(f"timed out; last result {result}, state {op._run.job.state}")
+    raise AssertionError(f"timed out; last result {result}, state {op._run.stage.state}")
 
 
 def test_modal_progress_and_finish(bpy, addon, fake_engine, shot):
@@ -258,7 +259,8 @@ def test_modal_progress_and_finish(bpy, addon, fake_engine, shot):
     assert any("1/3 frames" in s and "left" in s and "Esc to cancel" in s for s in seen), seen
     result = _tick_until(bpy, op, lambda r: r != {"PASS_THROUGH"})
     assert result == {"FINISHED"}
-    assert ("INFO", "InstMatt: 3 frames matted, 2 people: person_01, person_02") in op.reports
+    assert ("INFO", "InstMatt: 3 frames matted, 2 people: person_01, person_02; "
+                    "propagated from Mask 'People' keyframe 1") in op.reports
     assert addon.run.active_run() is None
 
 
