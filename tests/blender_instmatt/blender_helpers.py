@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
@@ -85,6 +86,59 @@ def engine_status() -> str | None:
         lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
         return "'python -m engine serve --help' fails in .venv: " + (lines[-1] if lines else f"exit {proc.returncode}")
     return None
+
+
+# --------------------------------------------------------------------------- the modal operator
+
+
+class Event:
+    def __init__(self, type, value="NOTHING"):
+        self.type, self.value = type, value
+
+
+def operator_driver(addon, **props):
+    """The operator's own methods on a stand-in ``self`` (bpy cannot run modal operators
+    headless): exactly what Blender calls, minus the window timer."""
+    cls = addon.operators.INSTMATT_OT_matte_people
+
+    class Props:
+        def is_property_set(self, name):
+            return name in props
+
+    class Driver:
+        modal = cls.modal
+        cancel = cls.cancel
+        _begin = cls._begin
+        _end = cls._end
+        _show = cls._show
+        _stop_ui = cls._stop_ui
+        _timer = None
+        _run = None
+
+        def __init__(self):
+            self.reports = []
+            self.properties = Props()
+            for name in ("source", "image", "clip", "guidance", "mask", "index_path", "frame_start",
+                         "frame_end", "output", "overwrite", "propagate", "setup_compositor"):
+                default = {"source": "AUTO", "guidance": "AUTO", "frame_start": 0, "frame_end": 0,
+                           "overwrite": False, "propagate": False, "setup_compositor": True}.get(name, "")
+                setattr(self, name, props.get(name, default))
+
+        def report(self, level, message):
+            self.reports.append((set(level).pop(), message))
+
+    return Driver()
+
+
+def tick_until(bpy, op, condition, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    result = None
+    while time.monotonic() < deadline:
+        result = op.modal(bpy.context, Event("TIMER"))
+        if condition(result):
+            return result
+        time.sleep(0.05)
+    raise AssertionError(f"timed out; last result {result}, state {op._run.stage.state}")
 
 
 # --------------------------------------------------------------------------- data

@@ -15,14 +15,17 @@ import numpy as np
 import pytest
 from blender_helpers import (
     NOBODY,
+    Event,
     PEOPLE_BOXES,
     H,
     W,
     box_mask,
     load_plate,
+    operator_driver,
     read_exr_channels,
     read_manifest,
     render_outputs,
+    tick_until,
 )
 
 
@@ -189,59 +192,9 @@ def test_render_result_source_with_nobody(bpy, addon, fake_engine, shot, tmp_pat
 # --------------------------------------------------------------------------- modal
 
 
-class Event:
-    def __init__(self, type, value="NOTHING"):
-        self.type, self.value = type, value
-
-
-def _driver(addon, **props):
-    """The operator's own methods on a stand-in ``self`` (bpy cannot run modal operators
-    headless): exactly what Blender calls, minus the window timer."""
-    cls = addon.operators.INSTMATT_OT_matte_people
-
-    class Props:
-        def is_property_set(self, name):
-            return name in props
-
-    class Driver:
-        modal = cls.modal
-        cancel = cls.cancel
-        _begin = cls._begin
-        _end = cls._end
-        _show = cls._show
-        _stop_ui = cls._stop_ui
-        _timer = None
-        _run = None
-
-        def __init__(self):
-            self.reports = []
-            self.properties = Props()
-            for name in ("source", "image", "clip", "guidance", "mask", "index_path", "frame_start",
-                         "frame_end", "output", "overwrite", "propagate", "setup_compositor"):
-                default = {"source": "AUTO", "guidance": "AUTO", "frame_start": 0, "frame_end": 0,
-                           "overwrite": False, "propagate": False, "setup_compositor": True}.get(name, "")
-                setattr(self, name, props.get(name, default))
-
-        def report(self, level, message):
-            self.reports.append((set(level).pop(), message))
-
-    return Driver()
-
-
-def _tick_until(bpy, op, condition, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    result = None
-    while time.monotonic() < deadline:
-        result = op.modal(bpy.context, Event("TIMER"))
-        if condition(result):
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"timed out; last result {result}, state {op._run.stage.state}")
-
-
 def test_modal_progress_and_finish(bpy, addon, fake_engine, shot):
     fake_engine("normal", delay=0.3)
-    op = _driver(addon, image=shot.plate.name, mask=shot.mask.name)
+    op = operator_driver(addon, image=shot.plate.name, mask=shot.mask.name)
     op._run = op._begin(bpy.context)
     assert op._run is not None and addon.run.active_run() is op._run
     # a second run is refused while this one is going
@@ -255,23 +208,26 @@ def test_modal_progress_and_finish(bpy, addon, fake_engine, shot):
         seen.append(shot.scene.instmatt.status)
         return op._run.job.done_count >= 1
 
-    _tick_until(bpy, op, progressed)
+    tick_until(bpy, op, progressed)
     assert any("1/3 frames" in s and "left" in s and "Esc to cancel" in s for s in seen), seen
-    result = _tick_until(bpy, op, lambda r: r != {"PASS_THROUGH"})
+    # the engine's note (the stand-in's: which keyframes it propagates from) is in the progress text
+    assert any("(3 frames from keyframes [1])" in s for s in seen), seen
+    result = tick_until(bpy, op, lambda r: r != {"PASS_THROUGH"})
     assert result == {"FINISHED"}
     assert ("INFO", "InstMatt: 3 frames matted, 2 people: person_01, person_02; "
                     "propagated from Mask 'People' keyframe 1") in op.reports
+    assert ("INFO", "InstMatt: 3 frames from keyframes [1]") in op.reports
     assert addon.run.active_run() is None
 
 
 def test_modal_cancel_leaves_no_partial_files(bpy, addon, fake_engine, shot):
     fake_engine("normal", delay=0.6)
     before = _temp_dirs()
-    op = _driver(addon, image=shot.plate.name, mask=shot.mask.name)
+    op = operator_driver(addon, image=shot.plate.name, mask=shot.mask.name)
     op._run = op._begin(bpy.context)
-    _tick_until(bpy, op, lambda r: op._run.job.done_count >= 1)
+    tick_until(bpy, op, lambda r: op._run.job.done_count >= 1)
     assert op.modal(bpy.context, Event("ESC", "PRESS")) in ({"RUNNING_MODAL"}, {"CANCELLED"})
-    result = _tick_until(bpy, op, lambda r: r != {"PASS_THROUGH"}) if not op._run.closed else {"CANCELLED"}
+    result = tick_until(bpy, op, lambda r: r != {"PASS_THROUGH"}) if not op._run.closed else {"CANCELLED"}
     assert result == {"CANCELLED"}
     assert any(level == "WARNING" and "cancelled after" in msg for level, msg in op.reports), op.reports
     # only whole frames are left (kept so that a re-run resumes), nothing temporary
@@ -296,9 +252,9 @@ def test_modal_cancel_leaves_no_partial_files(bpy, addon, fake_engine, shot):
 
 def test_modal_second_escape_kills_a_stuck_engine(bpy, addon, fake_engine, shot):
     fake_engine("normal", delay=5.0)
-    op = _driver(addon, image=shot.plate.name, mask=shot.mask.name)
+    op = operator_driver(addon, image=shot.plate.name, mask=shot.mask.name)
     op._run = op._begin(bpy.context)
-    _tick_until(bpy, op, lambda r: op._run.job.state == "RUNNING")
+    tick_until(bpy, op, lambda r: op._run.job.state == "RUNNING")
     op.modal(bpy.context, Event("ESC", "PRESS"))
     assert op._run.job.state == "CANCELLING"
     t0 = time.monotonic()
@@ -312,7 +268,7 @@ def test_modal_second_escape_kills_a_stuck_engine(bpy, addon, fake_engine, shot)
 
 def test_blender_cancelling_the_modal_stops_the_job(bpy, addon, fake_engine, shot):
     fake_engine("normal", delay=0.5)
-    op = _driver(addon, image=shot.plate.name, mask=shot.mask.name)
+    op = operator_driver(addon, image=shot.plate.name, mask=shot.mask.name)
     op._run = op._begin(bpy.context)
     op.cancel(bpy.context)  # e.g. a file was loaded while it ran
     assert op._run.closed and addon.run.active_run() is None

@@ -185,3 +185,18 @@ def test_model_fetch_state_machine(model_client):
                                     {"name": "instmatt", "status": "missing", "size": None, "approx_size": None}])
     assert rows == [("detector", "verified (torchvision's cache), 178.0 MB", "CHECKMARK"),
                     ("instmatt", "missing", "ERROR")]
+
+
+def test_notes_reach_the_progress_text(jobs):
+    client = FakeClient()
+    job = jobs.MatteJob(client, {"input": "in", "output": "out.####.exr", "id": "n1"})
+    for event in (
+        {"type": "note", "id": "n1", "message": "14 frames recomputed: keyframe 1013 changed"},
+        {"type": "note", "id": "other", "message": "not ours"},
+        {"type": "progress", "id": "n1", "done": 2, "total": 14, "frame": 1013, "fps": 1.0, "eta_s": 12.0},
+    ):
+        client.events.put(event)
+    job.poll()
+    assert job.notes == ["14 frames recomputed: keyframe 1013 changed"]
+    assert job.status_text() == ("InstMatt: 2/14 frames, 1.00 fps, 12 s left "
+                                 "(14 frames recomputed: keyframe 1013 changed)  (Esc to cancel)")
