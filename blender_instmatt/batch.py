@@ -10,6 +10,8 @@ Options after ``--`` (all optional; the defaults are the scene's InstMatt settin
     --frames FIRST-LAST      scene frames (default: the scene's range)
     --output PATTERN         EXR frame pattern or folder (default: //instmatt/<source>/)
     --overwrite              recompute frames that exist (default: resume)
+    --propagate | --no-propagate   Mask guidance: propagate from the Mask's keyframes, or
+                             rasterise every frame (default: the panel's, on)
     --no-compositor          do not touch the compositor
     --engine-python PATH     the engine's interpreter (default: the add-on's preferences)
     --engine-command CMD     a full engine command instead
@@ -48,6 +50,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--frames", default="", help="FIRST-LAST scene frames")
     parser.add_argument("--output", default="", help="EXR frame pattern or folder")
     parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--propagate", action=argparse.BooleanOptionalAction, default=None,
+                        help="Mask guidance: propagate from the Mask's keyframes (default: the panel's setting)")
     parser.add_argument("--no-compositor", action="store_true")
     parser.add_argument("--engine-python", default="")
     parser.add_argument("--engine-command", default="")
@@ -126,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         kwargs["output"] = args.output
     if args.overwrite:
         kwargs["overwrite"] = True
+    if args.propagate is not None:
+        kwargs["propagate"] = args.propagate
 
     try:
         result = bpy.ops.instmatt.matte_people("EXEC_DEFAULT", **kwargs)

@@ -102,6 +102,8 @@ class Run:
         """Run to the end (scripts, ``blender -b``); Ctrl+C cancels, a second one kills."""
         try:
             if self.job is None:
+                if on_progress is not None:
+                    on_progress()  # "rasterising masks 0/N" before the first frame
                 if self.raster.run(on_progress=on_progress and (lambda _: on_progress())) != self.raster.DONE:
                     return
                 self._start_job()

@@ -70,9 +70,14 @@ def test_batch_script_mattes_a_shot(blend_file, tmp_path):
     assert len(files) == 3
     assert sorted(read_exr_channels(files[0])) == ["person_01.A", "person_02.A"]
     assert not os.path.exists(os.path.join(REPO, ".blender_ext"))  # nothing written into the checkout
+    # headless too, the unanimated Mask is one keyframe at the first frame (propagated from)
+    assert os.listdir(tmp_path / "mattes" / "plate" / "keyframes") == ["0001"], proc.stdout + proc.stderr
+    assert "rasterising keyframe masks" in proc.stdout and "frames from keyframes [1]" in proc.stdout
     # the saved file now has the mattes in its compositor; a rerun resumes (no work)
-    proc = _run(blend_file, "--image", "plate", "--mask", "Roto", "--engine-command", engine, "--frames", "1-3")
+    proc = _run(blend_file, "--image", "plate", "--mask", "Roto", "--engine-command", engine, "--frames", "1-3",
+                "--no-propagate")
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "rasterising masks" in proc.stdout and "keyframe" not in proc.stdout
 
 
 def test_batch_script_fails_with_a_clear_message(blend_file):
