@@ -20,6 +20,7 @@ from . import mask_keys
 from .client import raster, roto
 
 _DEFAULT_LAYER_NAME = re.compile(r"^MaskLayer(\.\d+)?$")
+_PERSON_FILE = re.compile(r"^\d+\.png$")
 
 
 def person_layers(mask) -> list:
@@ -79,15 +80,16 @@ def rasterise(mask, width: int, height: int, resolution: int = 16) -> list[bytea
     return [_layer_image(layer, width, height, resolution) for layer in person_layers(mask)]
 
 
-def _signature(mask) -> tuple:
-    """The shape of every person layer as it is now (to reuse identical frames)."""
+def _signature(pairs: list) -> tuple:
+    """The shape of every person layer as it is now, from ``(layer, hidden)`` pairs (to
+    reuse identical frames)."""
     return tuple(
-        (layer.hide_render, layer.invert, layer.use_fill_holes,
+        (hide, layer.invert, layer.use_fill_holes,
          tuple((spline.use_cyclic, spline.use_fill,
                 tuple(tuple(p.co) + tuple(p.handle_left) + tuple(p.handle_right)
                       + (p.handle_left_type, p.handle_right_type) for p in spline.points))
                for spline in layer.splines))
-        for layer in person_layers(mask)
+        for layer, hide in pairs
     )
 
 
@@ -123,29 +125,35 @@ class GuidanceWriter:
         self.scene = context.scene
         self._previous = (self.scene.frame_current, self.scene.frame_subframe)
         self._signature = None
-        self._files: list[bytes | None] = []
+        self._files: dict[str, bytes] = {}  # file name -> PNG bytes of the current shapes
 
     def write(self, scene_frame: int, source_frame: int | None) -> None:
         if self.moves:
             self.scene.frame_set(scene_frame)
-        evaluated = _evaluated(self.mask, self.context)
-        signature = _signature(evaluated)
+        # Shapes from the evaluated Mask (shape keys, F-curves); who is a person and who is
+        # hidden from the original, whose Hide in Render the animation also sets, and which
+        # a change from Python updates without re-evaluating the Mask.
+        people = {layer.as_pointer() for layer in person_layers(self.mask)}
+        pairs = [(shape, layer.hide_render) for layer, shape in zip(self.mask.layers,
+                                                                    _evaluated(self.mask, self.context).layers)
+                 if layer.as_pointer() in people]
+        signature = _signature(pairs)
         if signature != self._signature:
             empty = bytearray(self.width * self.height)
-            images = [None if layer.hide_render else _layer_image(layer, self.width, self.height)
-                      for layer in person_layers(evaluated)]
-            self._files = [None if self.keyframes and (image is None or not any(image)) else
-                           raster.png_bytes(empty if image is None else image, self.width, self.height)
-                           for image in images]
+            images = [None if hide else _layer_image(layer, self.width, self.height)
+                      for layer, hide in pairs]
+            self._files = {f"{person:02d}.png": raster.png_bytes(empty if image is None else image,
+                                                                 self.width, self.height)
+                           for person, image in enumerate(images, start=1)
+                           if not (self.keyframes and (image is None or image.count(0) == len(image)))}
             self._signature = signature
         target = self.folder if source_frame is None else os.path.join(self.folder, f"{source_frame:04d}")
         os.makedirs(target, exist_ok=True)
-        for person, data in enumerate(self._files, start=1):
-            path = os.path.join(target, f"{person:02d}.png")
-            if data is not None:
-                roto.put_file(path, data)
-            elif os.path.exists(path):
-                os.remove(path)  # this person left at this keyframe
+        for name, data in self._files.items():
+            roto.put_file(os.path.join(target, name), data)
+        for name in os.listdir(target):  # people who left this keyframe (or whose layer is gone)
+            if _PERSON_FILE.match(name) and name not in self._files:
+                os.remove(os.path.join(target, name))
 
     def close(self) -> None:
         if self.moves:

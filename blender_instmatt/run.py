@@ -100,14 +100,15 @@ class Run:
 
     def wait(self, on_progress=None) -> None:
         """Run to the end (scripts, ``blender -b``); Ctrl+C cancels, a second one kills."""
+        tick = (lambda _: on_progress()) if on_progress is not None else None
         try:
             if self.job is None:
-                if on_progress is not None:
-                    on_progress()  # "rasterising masks 0/N" before the first frame
-                if self.raster.run(on_progress=on_progress and (lambda _: on_progress())) != self.raster.DONE:
+                if tick is not None:
+                    tick(None)  # "rasterising masks 0/N" before the first frame
+                if self.raster.run(on_progress=tick) != self.raster.DONE:
                     return
                 self._start_job()
-            self.job.run(on_progress=on_progress and (lambda _: on_progress()))
+            self.job.run(on_progress=tick)
         except KeyboardInterrupt:
             self.cancel()
             try:

@@ -132,10 +132,15 @@ def test_unchanged_keyframes_keep_their_bytes_and_an_edit_rewrites_one(bpy, addo
     # a keyframe that is no more leaves no folder behind (the engine would propagate from it)
     keyed.ben.keyframe_delete("hide_render", frame=5)
     keyed.ben.keyframe_delete("hide_render", frame=2)
+    keyed.ben.hide_render = False  # Ben stays for good (from Python: the evaluated Mask does not see it)
     scene.frame_set(5)
     mask_editor(bpy, keyed.mask, keyed.anna, 5, "shape_key_clear")
     assert bpy.ops.instmatt.matte_people(**run) == {"FINISHED"}
-    assert sorted(os.listdir(keyed.keys)) == ["0002"]
+    assert _tree(keyed.keys) == {"0002": ["01.png", "02.png"]}
+    # a layer deleted: its file goes too (the engine would still see that person)
+    keyed.mask.layers.remove(keyed.ben)
+    assert bpy.ops.instmatt.matte_people(**run) == {"FINISHED"}
+    assert _tree(keyed.keys) == {"0002": ["01.png"]}
 
 
 def test_rasterising_runs_one_frame_per_tick_and_esc_stops_it(bpy, addon, fake_engine, scene, keyed, monkeypatch):
