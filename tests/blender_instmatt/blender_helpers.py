@@ -106,6 +106,7 @@ def operator_driver(addon, **props):
             return name in props
 
     class Driver:
+        execute = cls.execute
         modal = cls.modal
         cancel = cls.cancel
         _begin = cls._begin
@@ -139,6 +140,32 @@ def tick_until(bpy, op, condition, timeout=30.0):
             return result
         time.sleep(0.05)
     raise AssertionError(f"timed out; last result {result}, state {op._run.stage.state}")
+
+
+# --------------------------------------------------------------------------- the Mask editor
+
+
+def mask_editor(bpy, mask, layer, frame, operator="shape_key_insert"):
+    """What the Mask editor's I key (Insert Shape Key) or Alt+I (Clear Shape Key) does:
+    on the layer whose points are selected, at ``frame`` (the current frame: going there
+    would evaluate the animation and undo an edit not keyed yet)."""
+    assert bpy.context.scene.frame_current == frame
+    window = bpy.context.window
+    area = window.screen.areas[0]
+    saved = area.type
+    area.type = "IMAGE_EDITOR"
+    space = area.spaces.active
+    space.mode, space.mask = "MASK", mask
+    for other in mask.layers:
+        for spline in other.splines:
+            for point in spline.points:
+                point.select = other == layer
+    region = next(r for r in area.regions if r.type == "WINDOW")
+    try:
+        with bpy.context.temp_override(window=window, area=area, region=region):
+            assert getattr(bpy.ops.mask, operator)() == {"FINISHED"}
+    finally:
+        area.type = saved
 
 
 # --------------------------------------------------------------------------- data

@@ -102,23 +102,23 @@ def test_real_engine_end_to_end(bpy, addon, prefs, scene, plate_sequence, tmp_pa
 def test_real_engine_cancel_and_resume(bpy, addon, prefs, scene, plate_sequence):
     """Esc part-way through (the modal path's cancel) leaves whole frames only; a re-run
     completes the shot and skips what is there."""
-    from test_blender_operator import Event, _driver, _tick_until
+    from blender_helpers import Event, operator_driver, tick_until
 
     prefs.engine_mode = "PYTHON"
     prefs.engine_python = ""
     prefs.start_timeout = 600.0
     plate = load_plate(bpy, plate_sequence)
     mask = box_mask(bpy)
-    op = _driver(addon, image=plate.name, mask=mask.name)
+    op = operator_driver(addon, image=plate.name, mask=mask.name)
     op._run = op._begin(bpy.context)
     assert op._run is not None, op.reports
-    first = _tick_until(bpy, op, lambda r: op._run.job.done_count >= 1 or r != {"PASS_THROUGH"}, timeout=600)
+    first = tick_until(bpy, op, lambda r: op._run.job.done_count >= 1 or r != {"PASS_THROUGH"}, timeout=600)
     result = first if op._run.closed else None  # the engine may have finished all 3 frames already
     if result is None:
         result = op.modal(bpy.context, Event("ESC", "PRESS"))
         if result == {"RUNNING_MODAL"}:
-            result = _tick_until(bpy, op, lambda r: r != {"PASS_THROUGH"}, timeout=600)
-    files = sorted(glob.glob(os.path.join(scene.instmatt.output_dir, "*", "*")))
+            result = tick_until(bpy, op, lambda r: r != {"PASS_THROUGH"}, timeout=600)
+    files = sorted(p for p in glob.glob(os.path.join(scene.instmatt.output_dir, "*", "*")) if os.path.isfile(p))
     assert all(f.endswith(".exr") and ".tmp" not in os.path.basename(f) for f in files), files
     for path in files:
         assert sorted(c for c in read_exr_channels(path) if c.startswith("person_")) == ["person_01.A", "person_02.A"]
@@ -152,3 +152,50 @@ def test_real_engine_decodes_a_movie_clip(bpy, addon, prefs, scene, plate_sequen
     (mattes,) = [n for n in tree.nodes if n.name.startswith("InstMatt Mattes")]
     assert (mattes.frame_start, mattes.frame_offset, mattes.frame_duration) == (21, 0, 3)
     assert addon.compositor.people_sockets(mattes) == ["person_01", "person_02"]
+
+
+def test_real_engine_propagates_from_one_keyframe_and_recomputes_after_an_edit(bpy, addon, prefs, scene,
+                                                                             plate_sequence):
+    """A Mask keyed on one frame (a shape key on frame 2): the engine propagates it to all
+    three frames; a rerun changes nothing; after the keyframe is edited it recomputes the
+    frames that keyframe drives and says so."""
+    from blender_helpers import mask_editor, operator_driver
+
+    prefs.engine_mode = "PYTHON"
+    prefs.engine_python = ""
+    prefs.start_timeout = 600.0
+    plate = load_plate(bpy, plate_sequence)
+    mask = box_mask(bpy, labels=["Anna", "Ben"])
+    scene.frame_set(2)
+    mask_editor(bpy, mask, mask.layers[0], 2)
+    scene.frame_set(1)
+
+    def matte():
+        op = operator_driver(addon, image=plate.name, mask=mask.name)
+        assert op.execute(bpy.context) == {"FINISHED"}, op.reports
+        return [message for level, message in op.reports if level == "INFO"]
+
+    reports = matte()
+    assert "InstMatt: 3 frames to compute" in reports, reports
+    keys = os.path.join(scene.instmatt.output_dir, "plate", "keyframes")
+    assert os.listdir(keys) == ["0002"] and sorted(os.listdir(os.path.join(keys, "0002"))) == ["01.png", "02.png"]
+    files = sorted(glob.glob(os.path.join(scene.instmatt.output_dir, "plate", "instmatt.*.exr")))
+    assert [os.path.basename(f) for f in files] == [f"instmatt.{f:04d}.exr" for f in (1, 2, 3)]
+    for frame, path in zip((1, 2, 3), files):
+        manifest = read_manifest(path)
+        assert manifest["people"] == ["person_01", "person_02"] and manifest["frame"] == frame
+        assert manifest["propagation"]["keyframe"] == 2
+        assert manifest["propagation"]["carried_from"] == (None if frame == 2 else 2)
+    times = {path: os.path.getmtime(path) for path in files}
+
+    assert "InstMatt: every frame is up to date" in matte()  # the same Mask: the same keyframe bytes
+    assert {path: os.path.getmtime(path) for path in files} == times
+
+    scene.frame_set(2)  # the artist moves Anna's corner on the keyframe and keys it again
+    point = mask.layers[0].splines[0].points[0]
+    point.co = (point.co[0] - 0.05, point.co[1])
+    point.handle_left = point.handle_right = tuple(point.co)
+    mask_editor(bpy, mask, mask.layers[0], 2)
+    reports = matte()
+    assert "InstMatt: 3 frames recomputed: keyframe 0002 changed" in reports, reports
+    assert all(os.path.getmtime(path) > times[path] for path in files)

@@ -15,31 +15,8 @@ import types
 
 import numpy as np
 import pytest
-from blender_helpers import Event, box_mask, load_plate, make_plate_sequence, operator_driver, read_exr_channels
-from blender_helpers import tick_until
-
-
-def mask_editor(bpy, mask, layer, frame, operator="shape_key_insert"):
-    """What the Mask editor's I key (Insert Shape Key) or Alt+I (Clear Shape Key) does:
-    on the layer whose points are selected, at ``frame`` (the current frame: going there
-    would evaluate the animation and undo an edit not keyed yet)."""
-    assert bpy.context.scene.frame_current == frame
-    window = bpy.context.window
-    area = window.screen.areas[0]
-    saved = area.type
-    area.type = "IMAGE_EDITOR"
-    space = area.spaces.active
-    space.mode, space.mask = "MASK", mask
-    for other in mask.layers:
-        for spline in other.splines:
-            for point in spline.points:
-                point.select = other == layer
-    region = next(r for r in area.regions if r.type == "WINDOW")
-    try:
-        with bpy.context.temp_override(window=window, area=area, region=region):
-            assert getattr(bpy.ops.mask, operator)() == {"FINISHED"}
-    finally:
-        area.type = saved
+from blender_helpers import Event, box_mask, load_plate, make_plate_sequence, mask_editor, operator_driver
+from blender_helpers import read_exr_channels, tick_until
 
 
 def move_corner(layer, dx):
