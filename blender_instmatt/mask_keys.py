@@ -13,7 +13,7 @@ from __future__ import annotations
 import bpy
 
 _FIRST_FRAME = -1048574  # Blender's lowest frame number
-_LAST_FRAME = 1048574
+_END_KEY = 1048000  # beyond any frame worth keying (Blender's last is 1048574)
 
 
 class NoShapeKeyAccess(Exception):
@@ -61,29 +61,30 @@ def _jump_context(mask, scene) -> dict:
     return override
 
 
-def _jump(scene, next_key: bool) -> bool:
-    before = scene.frame_current
-    result = bpy.ops.screen.keyframe_jump("EXEC_DEFAULT", False, next=next_key)  # False: no undo step
-    return result == {"FINISHED"} and scene.frame_current != before
+def _next_key(scene) -> int:
+    bpy.ops.screen.keyframe_jump("EXEC_DEFAULT", False, next=True)  # False: no undo step
+    return scene.frame_current
 
 
 def shape_key_frames(mask, layers) -> dict[str, set[int]]:
     """{layer name: frames of its shape keys} for ``layers`` of ``mask``."""
     scratch = bpy.data.scenes.new("InstMatt keyframes")
+    # A key of the scratch scene after every frame a Mask can key: each jump then lands on
+    # a key (no "No more keyframes" report), and reaching it means the layer is done.
+    scratch["instmatt_end"] = 0.0
+    scratch.keyframe_insert('["instmatt_end"]', frame=_END_KEY)
+    action = scratch.animation_data.action
     active = mask.layers.active
     out: dict[str, set[int]] = {}
     try:
         with bpy.context.temp_override(**_jump_context(mask, scratch)):
             for layer in layers:
                 mask.layers.active = layer
+                scratch.frame_current = last = _FIRST_FRAME
                 frames: set[int] = set()
-                scratch.frame_current = _LAST_FRAME  # the last key first: no failing jump after it
-                if _jump(scratch, next_key=False):
-                    last = scratch.frame_current
-                    frames.add(last)
-                    scratch.frame_current = _FIRST_FRAME
-                    while _jump(scratch, next_key=True) and scratch.frame_current < last:
-                        frames.add(scratch.frame_current)
+                while last < (frame := _next_key(scratch)) < _END_KEY:  # a jump that fails stays put
+                    frames.add(frame)
+                    last = frame
                 out[layer.name] = frames
     except RuntimeError as exc:  # the operator's poll failed: no screen in this context
         raise NoShapeKeyAccess(str(exc)) from None
@@ -91,6 +92,7 @@ def shape_key_frames(mask, layers) -> dict[str, set[int]]:
         if active is not None:
             mask.layers.active = active
         bpy.data.scenes.remove(scratch)
+        bpy.data.actions.remove(action)
     return out
 
 

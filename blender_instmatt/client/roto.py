@@ -162,4 +162,7 @@ class Rasterising:
         self.state = state
         close, self.close = self.close, None
         if close is not None:
-            close()
+            try:
+                close()
+            except Exception:  # best effort (e.g. the scene was undone away): never into Blender's loop
+                pass

@@ -65,12 +65,13 @@ def _bytes_and_times(folder):
 
 def test_shape_keys_and_keyed_layers_are_the_keyframes(bpy, addon, keyed):
     keyed.mask.layers.active = keyed.ben
+    actions = len(bpy.data.actions)
     layers = addon.masks.person_layers(keyed.mask)
     assert [layer.name for layer in layers] == ["Anna", "Ben"]  # a keyed Hide in Render is still a person
     assert addon.mask_keys.shape_key_frames(keyed.mask, layers) == {"Anna": {2, 5}, "Ben": set()}
     assert addon.mask_keys.keyframes(keyed.mask, layers) == {2, 5}  # not the scene's 4, not the object's 3
     assert keyed.mask.layers.active == keyed.ben  # the artist's active layer is kept
-    assert len(bpy.data.scenes) == 1  # the throw-away scene is gone
+    assert len(bpy.data.scenes) == 1 and len(bpy.data.actions) == actions  # the throw-away scene is gone
     assert not addon.mask_keys.keyframes(box_mask(bpy, "Still"), addon.masks.person_layers(box_mask(bpy, "S2")))
 
 
