@@ -47,7 +47,7 @@ def animated(layer, prop: str) -> bool:
 def fcurve_frames(layer) -> set[int]:
     """Frames of the keyframes on F-curves of ``layer`` (its points and its properties)."""
     prefix = layer.path_from_id()  # 'layers["Anna"]': the closing '"]' keeps "Anna 2" apart
-    return {int(round(point.co[0])) for curve in fcurves(layer.id_data) if curve.data_path.startswith(prefix)
+    return {round(point.co[0]) for curve in fcurves(layer.id_data) if curve.data_path.startswith(prefix)
             for point in curve.keyframe_points}
 
 

@@ -121,8 +121,8 @@ def mask_guidance(op, context, settings, run: Run, mask) -> str:
         try:
             keys = mask_keys.keyframes(mask, masks.person_layers(mask))
         except mask_keys.NoShapeKeyAccess as exc:
-            run.reports.append(("WARNING", f"InstMatt: not propagating, the Mask's shape keys are unreadable "
-                                           f"here ({exc}); its shapes guide every frame"))
+            why = f"the Mask's shape keys are unreadable here ({exc})"
+            run.reports.append(("WARNING", f"InstMatt: not propagating, {why}; its shapes guide every frame"))
             propagate = False
     mask_plan = roto.plan_frames(shot, keys, propagate)
     folder = os.path.join(os.path.dirname(run.output_pattern), KEYFRAMES_FOLDER)

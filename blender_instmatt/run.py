@@ -17,8 +17,8 @@ import time
 from . import compositor, prefs, sources
 from .client.frames import frame_path, frames_on_disk
 from .client.job import MatteJob
-from .client.roto import Rasterising
 from .client.matte_files import inspect_mattes, shot_labels
+from .client.roto import Rasterising
 
 # One timer tick rasterises at least one frame, more while this budget lasts (seconds).
 RASTER_STEP_S = 0.05

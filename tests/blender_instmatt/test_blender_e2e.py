@@ -12,9 +12,17 @@ import os
 
 import numpy as np
 import pytest
-from blender_helpers import H, PEOPLE_BOXES, W, box_mask, load_plate, read_exr_channels, read_manifest, render_outputs
-from blender_helpers import engine_status
-
+from blender_helpers import (
+    PEOPLE_BOXES,
+    H,
+    W,
+    box_mask,
+    engine_status,
+    load_plate,
+    read_exr_channels,
+    read_manifest,
+    render_outputs,
+)
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -15,8 +15,16 @@ import types
 
 import numpy as np
 import pytest
-from blender_helpers import Event, box_mask, load_plate, make_plate_sequence, mask_editor, operator_driver
-from blender_helpers import read_exr_channels, tick_until
+from blender_helpers import (
+    Event,
+    box_mask,
+    load_plate,
+    make_plate_sequence,
+    mask_editor,
+    operator_driver,
+    read_exr_channels,
+    tick_until,
+)
 
 
 def move_corner(layer, dx):
@@ -158,5 +166,5 @@ def test_rasterising_then_the_engine_job_in_one_progress_bar(bpy, addon, fake_en
     assert tick_until(bpy, op, finished) == {"FINISHED"}
     assert seen[0].startswith("InstMatt: rasterising keyframe masks 1/2")
     assert any("frames" in s and "(6 frames from keyframes [2, 5])" in s for s in seen), seen
-    assert ("INFO", "InstMatt: 6 frames matted, 2 people: person_01 (Anna), person_02 (Ben); "
-                    "propagated from Mask 'People' keyframes 2, 5") in op.reports
+    people = "2 people: person_01 (Anna), person_02 (Ben)"
+    assert ("INFO", f"InstMatt: 6 frames matted, {people}; propagated from Mask 'People' keyframes 2, 5") in op.reports

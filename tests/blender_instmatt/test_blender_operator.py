@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from blender_helpers import (
     NOBODY,
-    Event,
     PEOPLE_BOXES,
+    Event,
     H,
     W,
     box_mask,
@@ -214,8 +214,8 @@ def test_modal_progress_and_finish(bpy, addon, fake_engine, shot):
     assert any("(3 frames from keyframes [1])" in s for s in seen), seen
     result = tick_until(bpy, op, lambda r: r != {"PASS_THROUGH"})
     assert result == {"FINISHED"}
-    assert ("INFO", "InstMatt: 3 frames matted, 2 people: person_01, person_02; "
-                    "propagated from Mask 'People' keyframe 1") in op.reports
+    done = "InstMatt: 3 frames matted, 2 people: person_01, person_02; propagated from Mask 'People' keyframe 1"
+    assert ("INFO", done) in op.reports
     assert ("INFO", "InstMatt: 3 frames from keyframes [1]") in op.reports
     assert addon.run.active_run() is None
 

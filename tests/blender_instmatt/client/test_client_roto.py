@@ -74,7 +74,9 @@ def test_put_file_keeps_identical_bytes_and_stale_keyframes_go(roto, tmp_path):
     assert roto.put_file(path, b"abc") is True
     os.utime(path, (1, 1))
     assert roto.put_file(path, b"abc") is False and os.path.getmtime(path) == 1  # untouched
-    assert roto.put_file(path, b"abd") is True and open(path, "rb").read() == b"abd"
+    assert roto.put_file(path, b"abd") is True
+    with open(path, "rb") as fh:
+        assert fh.read() == b"abd"
     assert sorted(os.listdir(tmp_path)) == ["01.png"]  # no temporary file left
     for name in ("1001", "1005", "1009", "notes"):
         (tmp_path / name).mkdir()
