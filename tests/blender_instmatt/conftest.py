@@ -72,6 +72,7 @@ def prefs(bpy, addon):
     saved = {k: getattr(p, k) for k in ("engine_mode", "engine_python", "engine_command", "engine_root",
                                         "start_timeout", "backend", "weights", "max_side", "refine")}
     yield p
+    p = bpy.context.preferences.addons[ADDON].preferences  # afresh: a test that re-enabled the add-on freed the old
     for key, value in saved.items():
         setattr(p, key, value)
     addon.client.shared.stop_shared_engine()
