@@ -57,9 +57,11 @@ def duplicates_from_counts(intersection: torch.Tensor, area: torch.Tensor) -> to
 
 def _suppress(boxes: np.ndarray, scores: np.ndarray, size: int) -> np.ndarray:
     """Greedy NMS in score order; suppression needs IoU > 0.3 *and* nearby centres."""
-    # descending by reversing numpy's default ascending sort, as the reference does: windows
-    # often tie (flat disagreement), and the tie order decides which windows survive
-    order = np.argsort(scores)[::-1]
+    # descending by reversing an ascending sort, as the reference does. Windows often tie
+    # (flat disagreement) and the tie order decides which survive; numpy's default sort
+    # orders ties differently across versions and CPUs, so a stable sort fixes the rule:
+    # among equal scores the later window (raster order) comes first
+    order = np.argsort(scores, kind="stable")[::-1]
     x1, y1, x2, y2 = boxes.T.astype(np.float64)
     areas = (x2 - x1 + 1) * (y2 - y1 + 1)
     keep = []
