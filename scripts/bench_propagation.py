@@ -9,7 +9,7 @@ A clip of real people (../shared/data/people over ../shared/data/backgrounds) wh
 across and occlude each other, with exact per-person ground truth (engine.data.walking);
 generated figures when the shared data is absent. IMQ_mad (the authors' metric) over all
 frames, and ID switches, for: masks on every frame; the frame-1 masks held still; frame 1
-only, propagated (``--propagate``); frames 1 and the middle one, propagated. Guidance goes
+only, propagated (``--propagate``); frames 1 and the middle one, and frames 1 and the last, propagated. Guidance goes
 through PropagatedGuidance, the code ``instmatt matte --propagate`` runs. ``--cost`` times
 one propagation step (flow + alignment + guidance) against the network on 1280x720.
 """
@@ -140,7 +140,8 @@ def main(argv=None) -> int:
     runs = {"masks on every frame": every,
             "frame-1 masks held still": [every[0]] * len(frames),
             "1 keyframe, propagated": propagated(frames, masks, [0]),
-            "2 keyframes, propagated": propagated(frames, masks, [0, len(frames) // 2])}
+            "2 keyframes (1, middle)": propagated(frames, masks, [0, len(frames) // 2]),
+            "2 keyframes (1, last)": propagated(frames, masks, [0, len(frames) - 1])}
     results = {}
     for name, guides in runs.items():
         results[name] = score(backend, frames, alphas, guides)

@@ -34,7 +34,9 @@ import cv2
 import numpy as np
 
 IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], np.float32)
-MIN_VISIBLE = 0.6  # share of the reference visible below which the motion is predicted, not measured
+MIN_VISIBLE = 0.6  # share of the reference visible below which only the shift is measured
+MIN_SHIFT_VISIBLE = 0.1  # below this share of the reference visible the motion is predicted
+OCCLUDER_BAND = 3  # pixels around someone in front that are not used to align the person behind
 FLOW_VISIBLE = 0.35  # share of the extent visible needed to fit the frame's motion to the flow
 FLOW_AGREE = 5.5  # pixels: a flow fit further than this from the person's steady motion is not trusted
 MIN_PIXELS = 200  # fewer visible reference pixels than this: predicted
@@ -93,10 +95,10 @@ class LayeredTracker:
         self.people = [_Person(self._grey, m) for m in masks]
         count = len(self.people)
         self.extents = [p.extent(self.shape) for p in self.people]
-        bottoms = [_bottom(e) for e in self.extents]
-        # feet lower = nearer; a tie goes to the lower number, so masks never overlap
-        self.front = np.array([[j != k and (bottoms[j], -j) > (bottoms[k], -k) for k in range(count)]
-                               for j in range(count)])
+        # feet lower = nearer; then larger = nearer (feet out of the frame); then the lower
+        # number, so that masks never overlap before the image has a say
+        rank = [(_bottom(e), int(e.sum()), -k) for k, e in enumerate(self.extents)]
+        self.front = np.array([[j != k and rank[j] > rank[k] for k in range(count)] for j in range(count)])
         self.visible = self._visible()
         self.frames = 0
 
@@ -159,28 +161,35 @@ class LayeredTracker:
         return fitted
 
     def _align(self, k: int, current: np.ndarray, predicted: np.ndarray, moved: dict) -> np.ndarray | None:
-        """The keyframe -> current transform aligned on the reference pixels that stay visible."""
+        """The keyframe -> current transform aligned on the reference pixels that stay visible:
+        all of a similarity when most of them are, only the shift when few are (a sliver
+        next to an occluder pins a position, not a scale); None when too few are or the
+        alignment explains the image worse than the prediction."""
         person = self.people[k]
         back = cv2.invertAffineTransform(predicted)
         keep = person.mask.copy()
+        band = np.ones((2 * OCCLUDER_BAND + 1, 2 * OCCLUDER_BAND + 1), np.uint8)
         for j, extent in moved.items():
-            if self.front[j, k]:
-                keep &= (move(extent.astype(np.float32), back, self.shape) < 0.5).astype(np.uint8)
+            if self.front[j, k]:  # an occluder's edge is only known to a few pixels
+                cover = cv2.dilate(extent.astype(np.uint8), band).astype(np.float32)
+                keep &= (move(cover, back, self.shape) < 0.5).astype(np.uint8)
         keep &= (move(np.ones(self.shape, np.float32), back, self.shape) >= 0.99).astype(np.uint8)
         keep = cv2.erode(keep, np.ones((3, 3), np.uint8))
         count = int(keep.sum())
-        if count < MIN_PIXELS or count < MIN_VISIBLE * max(int(person.mask.sum()), 1):
+        share = count / max(int(person.mask.sum()), 1)
+        if count < MIN_PIXELS or share < MIN_SHIFT_VISIBLE:
             return None
-        matrix = predicted.copy()
-        try:
-            _, matrix = cv2.findTransformECCWithMask(person.reference, current, keep * 255,
-                                                     np.full(self.shape, 255, np.uint8), matrix,
-                                                     cv2.MOTION_AFFINE, ECC_CRITERIA, 5)
-        except cv2.error:
+        if share >= MIN_VISIBLE:
+            aligned = _ecc(person.reference, current, keep, predicted, cv2.MOTION_AFFINE)
+            aligned = None if aligned is None else nearest_similarity(aligned)
+        else:
+            aligned = _ecc_shift(person.reference, current, keep, predicted)
+        if aligned is None or np.abs(aligned[:, 2] - predicted[:, 2]).max() > MAX_CORRECTION:
             return None
-        if not np.isfinite(matrix).all() or np.abs(matrix[:, 2] - predicted[:, 2]).max() > MAX_CORRECTION:
+        region = move(keep.astype(np.float32), predicted, self.shape) >= 0.5
+        if _residual(person.reference, current, aligned, region) > _residual(person.reference, current, predicted, region):
             return None
-        return nearest_similarity(matrix)
+        return aligned
 
     # -- who is in front ----------------------------------------------------------------------
     def _order(self, current: np.ndarray, transforms: list[np.ndarray]) -> None:
@@ -188,6 +197,9 @@ class LayeredTracker:
         for j in range(count):
             for k in range(j + 1, count):
                 overlap = self.extents[j] & self.extents[k]
+                for m in range(count):  # pixels under someone in front of both tell nothing
+                    if self.front[m, j] and self.front[m, k]:
+                        overlap &= ~self.extents[m]
                 if overlap.sum() < ORDER_PIXELS:
                     continue
                 rj = self._residual(j, current, overlap, transforms[j])
@@ -212,6 +224,39 @@ class LayeredTracker:
                     visible &= ~other
             out.append(visible)
         return out
+
+
+def _ecc(reference, current, keep, start, motion) -> np.ndarray | None:
+    try:
+        _, matrix = cv2.findTransformECCWithMask(reference, current, keep * 255, np.full(current.shape, 255, np.uint8),
+                                                 start.copy(), motion, ECC_CRITERIA, 5)
+    except cv2.error:
+        return None
+    return matrix.astype(np.float32) if np.isfinite(matrix).all() else None
+
+
+def _ecc_shift(reference, current, keep, start) -> np.ndarray | None:
+    """ECC over the shift only, the rotation and scale of ``start`` kept: the reference is
+    turned and scaled about the person's centre first, then aligned by translation."""
+    ys, xs = np.nonzero(keep)
+    centre = np.array([xs.mean(), ys.mean()], np.float32)
+    linear = start[:, :2]
+    pre = np.concatenate([linear, (centre - linear @ centre)[:, None]], axis=1).astype(np.float32)
+    shape = current.shape
+    shift = compose(start, cv2.invertAffineTransform(pre))
+    shift[:, :2] = np.eye(2, dtype=np.float32)
+    turned = move(reference, pre, shape)
+    turned_keep = (move(keep.astype(np.float32), pre, shape) >= 0.99).astype(np.uint8)
+    if turned_keep.sum() < MIN_PIXELS:
+        return None
+    found = _ecc(turned, current, turned_keep, shift, cv2.MOTION_TRANSLATION)
+    return None if found is None else compose(found, pre)
+
+
+def _residual(reference, current, transform, region) -> float:
+    """Mean grey difference between the reference moved by ``transform`` and this frame over ``region``."""
+    moved = move(reference, transform, current.shape)
+    return float(np.abs(moved - current)[region].mean()) if region.any() else float("inf")
 
 
 def _bottom(extent: np.ndarray) -> int:
