@@ -3,7 +3,9 @@
 Per frame: skip it when its EXR is already there (resume), else read it (8/16-bit or
 linear float) -> guidance (detector, mask folder or ID image) -> stable IDs (the tracker,
 for the detector) -> InstMatt on all people -> optional PNG / RGBA side files -> the EXR,
-written atomically last, so its presence means the frame is done. The tracker picks up
+written atomically last, so its presence means the frame is done. The writing runs on a
+thread (``writer.py``) while the next frame is matted; the frame's claim is held and its
+``frame`` event waits until its file is on disk. The tracker picks up
 from the last written frame, so resumed and split jobs keep their IDs where the previous
 frame is on disk. The same job runs behind ``instmatt matte`` and ``instmatt serve``; only
 the listener differs (a progress bar there, JSON events here).
@@ -33,6 +35,7 @@ from engine.settings import MatteSettings
 from .claims import FrameClaims
 from .listener import JobResult, Listener
 from .outputs import SideFiles, add_absent_layers, with_absent_people
+from .writer import BackgroundWriter
 
 log = logging.getLogger("instmatt")
 
@@ -48,7 +51,7 @@ def _engine_version() -> str:
 class MatteJob:
     def __init__(self, source, output_pattern: str, guidance, backend, settings: MatteSettings,
                  frames: list[int] | None = None, listener: Listener | None = None,
-                 cancel: threading.Event | None = None, tracker=None, known_failures=()):
+                 cancel: threading.Event | None = None, tracker=None, known_failures=(), write_behind: bool = True):
         self.source = source
         self.output_pattern = output_pattern
         self.guidance = guidance
@@ -67,6 +70,8 @@ class MatteJob:
         self._computed = 0
         self._computed_seconds = 0.0
         self.stale: set[int] = set()  # propagated guidance: frames whose keyframes changed since written
+        self.write_behind = write_behind  # False: each frame written before the next is read (benchmarks)
+        self.writer: BackgroundWriter | None = None
 
     @property
     def backend(self):
@@ -95,17 +100,22 @@ class MatteJob:
         start = time.perf_counter()
         if total:
             self.listener.progress(0, total, self.frames[0], None, None)  # the job has started
-        elsewhere = []
-        for index, frame in enumerate(self.frames):
-            if self.cancel.is_set():
-                result.cancelled = True
-                break
-            if not self._claimed(frame, result):
-                elsewhere.append(frame)
-            self._progress(index + 1, total, frame)
-        # once more for frames others had: done by now, or their process died (a stale claim)
-        elsewhere = [f for f in elsewhere if not self.cancel.is_set() and not self._claimed(f, result)]
-        result.elsewhere = len(elsewhere)
+        self.writer = BackgroundWriter(self.write_behind)
+        try:
+            elsewhere = []
+            for index, frame in enumerate(self.frames):
+                if self.cancel.is_set():
+                    result.cancelled = True
+                    break
+                if not self._claimed(frame, result):
+                    elsewhere.append(frame)
+                self._progress(index + 1, total, frame)
+            self.writer.wait()
+            # once more for frames others had: done by now, or their process died (a stale claim)
+            elsewhere = [f for f in elsewhere if not self.cancel.is_set() and not self._claimed(f, result)]
+            result.elsewhere = len(elsewhere)
+        finally:
+            self.writer.close()  # a cancel or an error still finishes the frame being written
         add_absent_layers([self.path(frame) for frame in self.frames], result.people)
         result.seconds = time.perf_counter() - start
         result.timings = dict(self.timings)
@@ -142,11 +152,13 @@ class MatteJob:
             return True  # done and nothing to add: no claim needed (the folder may be read-only)
         if not self.claims.claim(frame):
             return False
+        handed_to_writer = False
         try:
             if not self._skip_existing(frame, result):
-                self._compute(frame, result)
+                handed_to_writer = self._compute(frame, result)
         finally:
-            self.claims.release(frame)
+            if not handed_to_writer:  # else the writer releases it once the EXR is in place
+                self.claims.release(frame)
         return True
 
     # -- step 1: a frame already done -----------------------------------------------------------
@@ -182,7 +194,8 @@ class MatteJob:
         return None if manifest is None else list(manifest.get("people", []))
 
     # -- step 2: compute ------------------------------------------------------------------------
-    def _compute(self, frame: int, result: JobResult) -> None:
+    def _compute(self, frame: int, result: JobResult) -> bool:
+        """Matte the frame and hand it to the writer (True), or report why not (False)."""
         frame_start = time.perf_counter()
         try:
             t0 = time.perf_counter()
@@ -193,7 +206,7 @@ class MatteJob:
         except InputFileError as exc:
             result.failed += 1
             self.listener.error(str(exc), exc.path, False)
-            return
+            return False
         from engine.inference import matte
 
         alphas = matte(self.backend, image.rgb8, masks, refine=self.settings.refine, max_side=self.settings.max_side,
@@ -201,16 +214,21 @@ class MatteJob:
         t3 = time.perf_counter()
         ids = [person_id(n) for n in numbers]
         result.add_people(ids)
-        self._write(frame, image, alphas, ids, guide, present, result.people)
-        t4 = time.perf_counter()
-        for key, value in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+        for key, value in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2)):
             self.timings[key] += value
-        self.assignments[frame] = (ids, present)
-        result.written += 1
-        result.frames += 1
+        write = self._writing(frame, image, alphas, ids, guide, present, result.people)
+
+        def written(seconds: float) -> None:
+            self.timings["write"] += seconds
+            self.assignments[frame] = (ids, present)
+            result.written += 1
+            result.frames += 1
+            self.listener.frame(frame, self.path(frame), ids, False)
+
+        self.writer.submit(write, written, lambda: self.claims.release(frame))
         self._computed += 1
-        self._computed_seconds += time.perf_counter() - frame_start
-        self.listener.frame(frame, self.path(frame), ids, False)
+        self._computed_seconds += time.perf_counter() - frame_start  # includes waiting for the writer
+        return True
 
     def _people(self, frame: int, image):
         """Guidance for the frame: (guide, masks ordered by person number, numbers, mask indices)."""
@@ -245,8 +263,10 @@ class MatteJob:
         log.info("tracker continues the %d people of %s", len(keep), previous)
 
     # -- step 3: write --------------------------------------------------------------------------
-    def _write(self, frame: int, image, alphas, ids: list[str], guide, present: list[int],
-               shot_people: list[str]) -> None:
+    def _writing(self, frame: int, image, alphas, ids: list[str], guide, present: list[int],
+                 shot_people: list[str]):
+        """The frame's write, ready to run on the writer's thread (everything it needs that
+        could change, the manifest and the shot's people so far, is settled here)."""
         layer_ids, layer_alphas = with_absent_people(ids, alphas, shot_people)
         manifest = {
             "people": layer_ids,
@@ -266,9 +286,14 @@ class MatteJob:
             manifest["propagation"] = self.guidance.record(frame)
         if guide.scores is not None:
             manifest["scores"] = {pid: round(float(guide.scores[k]), 4) for pid, k in zip(ids, present)}
-        self.side_files.write(frame, image, alphas, ids, only_missing=False)
-        write_person_exr(self.path(frame), layer_alphas, layer_ids, manifest, shape=image.shape,  # last: means done
-                         options=ExrOptions.from_settings(self.settings), labels=self.settings.labels or {})
+        options, labels, path = ExrOptions.from_settings(self.settings), dict(self.settings.labels or {}), self.path(frame)
+
+        def write() -> None:
+            self.side_files.write(frame, image, alphas, ids, only_missing=False)
+            write_person_exr(path, layer_alphas, layer_ids, manifest, shape=image.shape,  # last: means done
+                             options=options, labels=labels)
+
+        return write
 
     def _progress(self, done: int, total: int, frame: int) -> None:
         seconds = self._computed_seconds

@@ -198,19 +198,21 @@ def test_detector_style_guidance_is_tracked_and_cancel_stops_cleanly(tiny_model,
     job = MatteJob(ArraySource(frames, "clip"), pattern, ArrayGuidance(detections), tiny_model,
                    MatteSettings(refine="dense"), listener=recorder, cancel=cancel)
     result = job.run()
-    assert result.cancelled and result.written == 2
-    assert sorted(os.listdir(tmp_path / "out")) == ["clip.0001.exr", "clip.0002.exr"]  # nothing partial
+    # frame 2's event comes once its EXR is on disk, while frame 3 (matted meanwhile) is in
+    # hand: that one is written whole too, nothing after it
+    assert result.cancelled and result.written == 3
+    assert sorted(os.listdir(tmp_path / "out")) == ["clip.0001.exr", "clip.0002.exr", "clip.0003.exr"]
     # resume: the tracker continues from the last frame on disk, so IDs stay with their people
     recorder = Recorder()
     job = MatteJob(ArraySource(frames, "clip"), pattern, ArrayGuidance(detections), tiny_model,
                    MatteSettings(refine="none"), listener=recorder)
     result = job.run()
-    assert result.skipped == 2 and result.written == len(frames) - 2 and not result.cancelled
+    assert result.skipped == 3 and result.written == len(frames) - 3 and not result.cancelled
     id_of = {}
     for frame, (ids, guide_index) in job.assignments.items():
         for pid, g in zip(ids, guide_index):
             id_of.setdefault(owners[frame][g], set()).add(pid)
-    for frame in (1, 2):
+    for frame in (1, 2, 3):
         manifest_ids = read_manifest(tmp_path / "out" / f"clip.{frame:04d}.exr")["people"]
         assert manifest_ids == sorted(manifest_ids)
     assert all(len(v) == 1 for v in id_of.values()), id_of
@@ -218,7 +220,8 @@ def test_detector_style_guidance_is_tracked_and_cancel_stops_cleanly(tiny_model,
 
 
 def test_cli_ctrl_c_finishes_the_frame_in_hand(tiny_model, small_clip, tmp_path):
-    """The first Ctrl-C sets the job's cancel flag: the frame in hand is written whole."""
+    """The first Ctrl-C sets the job's cancel flag: the frame in hand is written whole (here
+    frame 2, matted while frame 1 was written; frame 1's event comes once it is on disk)."""
     import signal
 
     from engine.commands.progress import InterruptGuard
@@ -237,8 +240,8 @@ def test_cli_ctrl_c_finishes_the_frame_in_hand(tiny_model, small_clip, tmp_path)
         listener=InterruptAfterFirst(), cancel=cancel)
     with InterruptGuard(cancel):
         result = job.run()
-    assert result.cancelled and result.written == 1
-    assert os.listdir(tmp_path) == ["clip.0001.exr"]
+    assert result.cancelled and result.written == 2
+    assert sorted(os.listdir(tmp_path)) == ["clip.0001.exr", "clip.0002.exr"]
 
 
 def test_build_job_checks_before_loading(tmp_path, small_clip, write_sequence):
