@@ -41,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--propagate", action="store_true",
                         help="--masks holds keyframes only: carry each person from the nearest keyframe to every "
                              "other frame (optical flow); a rerun recomputes only the frames an edited keyframe drives")
+    parser.add_argument("--temporal", type=float, default=defaults.TEMPORAL, metavar="STRENGTH",
+                        help="chatter control, 0 (off, default) to 1: hold each matte's soft edge to the neighbour "
+                             "frame's where the image did not change (flow-warped, never across people)")
     parser.add_argument("--weights", metavar="PATH",
                         help="InstMatt weights (default: the authors' checkpoint when `instmatt models fetch` "
                              "has cached it, else the shipped toy checkpoint)")
@@ -103,7 +106,7 @@ def settings_from_args(args) -> MatteSettings:
                          overwrite=args.overwrite, device=args.device, threads=args.threads,
                          compression=args.compression, depth=args.depth, union_pass=args.union_pass,
                          background_pass=args.background_pass, labels=parse_labels(args.label),
-                         exact=args.exact, propagate=args.propagate)
+                         exact=args.exact, propagate=args.propagate, temporal=args.temporal)
 
 
 def run(args) -> int:

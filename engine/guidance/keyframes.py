@@ -14,9 +14,13 @@ holds folders for some frames only. The rule for every other frame:
   A shows them too (or there is no A). A person without a mask file in a keyframe leaves
   the shot from that keyframe on, until a keyframe shows them again.
 
-Each frame's guidance thus comes from exactly one keyframe along one chain of frames; its
-dependency record (for the manifest) names that keyframe, the keyframe's content hash,
-the frame it was carried from and the people carried. A rerun compares records and
+Each frame's guidance comes from one keyframe along one chain of frames. A keyframe B after
+another keyframe A is *completed* from A: a person mostly hidden at B (walking behind
+someone) is known at B only by a sliver, so their whole shape is carried from A to B and
+matched to B's sliver (:meth:`LayeredTracker.complete`); B's frames then depend on A too.
+A frame's dependency record (for the manifest) names its keyframe, the keyframe's content
+hash, the frame it was carried from, the people carried, and the earlier keyframes (with
+their hashes) it was completed from. A rerun compares records and
 recomputes a frame when its record changed or the frame it was carried from is
 recomputed: exactly the frames whose guidance depends on an edited, added or removed
 keyframe.
@@ -49,11 +53,15 @@ class Source:
     keyframe: int
     previous: int | None  # the frame it is carried from; None on the keyframe itself
     people: tuple[int, ...]
+    completed_from: tuple[int, ...] = ()  # earlier keyframes the keyframe's people are completed from
 
     def record(self, keys: dict[int, Keyframe]) -> dict:
         """The dependency record stored in the frame's manifest."""
-        return {"keyframe": self.keyframe, "hash": keys[self.keyframe].digest,
-                "carried_from": self.previous, "people": list(self.people)}
+        record = {"keyframe": self.keyframe, "hash": keys[self.keyframe].digest,
+                  "carried_from": self.previous, "people": list(self.people)}
+        if self.completed_from:
+            record["completed_from"] = {f"{k:04d}": keys[k].digest for k in self.completed_from}
+        return record
 
 
 def digest_arrays(masks: dict[int, np.ndarray]) -> str:
@@ -110,14 +118,20 @@ def plan(frames: list[int], keys: dict[int, Keyframe]) -> dict[int, Source]:
     if not key_index:
         return {}
     out: dict[int, Source] = {}
+    # a keyframe is completed from the one before when they share people (and so on back)
+    completed: dict[int, tuple[int, ...]] = {}
+    for n, i in enumerate(key_index):
+        before = order[key_index[n - 1]] if n else None
+        shares = before is not None and set(keys[order[i]].people) & set(keys[before].people)
+        completed[order[i]] = (before, *completed[before]) if shares else ()
 
     def chain(start: int, stop: int, step: int, key: int, people: tuple[int, ...]) -> None:
         for i in range(start, stop, step):
-            out[order[i]] = Source(order[i], key, order[i - step], people)
+            out[order[i]] = Source(order[i], key, order[i - step], people, completed[key])
 
     for n, i in enumerate(key_index):
         key = order[i]
-        out[key] = Source(key, key, None, keys[key].people)
+        out[key] = Source(key, key, None, keys[key].people, completed[key])
         if n == 0:  # backward from the first keyframe
             chain(i - 1, -1, -1, key, keys[key].people)
         if n == len(key_index) - 1:  # forward from the last
@@ -161,6 +175,7 @@ def changed_keyframes(keys: dict[int, Keyframe], previous: dict[int, dict | None
     for record in previous.values():
         if record:
             old[int(record["keyframe"])] = record["hash"]
+            old.update({int(k): digest for k, digest in record.get("completed_from", {}).items()})
     notes = []
     for frame in sorted(set(old) | set(keys)):
         if frame not in keys:

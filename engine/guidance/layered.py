@@ -44,6 +44,8 @@ MAX_CORRECTION = 20.0  # pixels: an alignment further than this from the predict
 ORDER_PIXELS = 50  # overlap needed to decide who is in front
 ORDER_MARGIN = 2.0  # grey levels: how much better one person must explain the overlap
 MOTION_MEMORY = 0.5  # weight of the past in the average motion
+COMPLETE_BELOW = 0.8  # a keyframe mask under this share of the person's carried shape is partial
+COMPLETE_MATCH = 0.5  # IoU the carried shape's visible part needs with that partial mask
 FLOW_POINTS = 3000
 ECC_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 80, 1e-5)
 
@@ -101,6 +103,43 @@ class LayeredTracker:
         self.front = np.array([[j != k and rank[j] > rank[k] for k in range(count)] for j in range(count)])
         self.visible = self._visible()
         self.frames = 0
+
+    def complete(self, earlier: LayeredTracker, pairs: list[tuple[int, int]]) -> list[int]:
+        """Whole shapes, on a keyframe, for the people it shows only in part.
+
+        ``earlier`` is the tracker of an earlier keyframe carried onto this frame, ``pairs``
+        (person here, same person there). A person whose mask here is much smaller than their
+        carried shape, and whose carried shape (minus the others here) matches that mask,
+        takes the earlier reference: their shape and appearance, with this mask added, so
+        that they come out whole when they step out from behind someone. The guidance of the
+        keyframe itself stays its masks. Returns the people completed."""
+        masks = [p.mask.astype(bool) for p in self.people]
+        completed = []
+        for k, j in pairs:
+            carried = earlier.extents[j]
+            others = np.zeros(self.shape, bool)
+            for m, mask in enumerate(masks):
+                if m != k:
+                    others |= mask
+            if masks[k].sum() >= COMPLETE_BELOW * carried.sum() or _iou(carried & ~others, masks[k]) < COMPLETE_MATCH:
+                continue
+            source = earlier.people[j]
+            here = move(masks[k].astype(np.float32), cv2.invertAffineTransform(source.transform), self.shape) >= 0.5
+            person = _Person(source.reference, source.mask.astype(bool) | here)
+            person.transform = source.transform.copy()
+            person.motion, person.measured = source.motion.copy(), source.measured  # forward in time
+            self.people[k] = person
+            self.extents[k] = person.extent(self.shape) | masks[k]
+            for m in range(len(self.people)):  # whoever covers the hidden part is in front
+                if m != k and (self.extents[k] & masks[m]).sum() >= ORDER_PIXELS:
+                    self.front[m, k], self.front[k, m] = True, False
+            completed.append(k)
+        return completed
+
+    def reverse(self) -> None:
+        """Turn the people's steady motion around, for carrying them backward in time."""
+        for person in self.people:
+            person.motion = cv2.invertAffineTransform(person.motion).astype(np.float32)
 
     def masks(self) -> np.ndarray:
         """(K, H, W) float32 {0, 1}: the guidance of the current frame (never overlapping)."""
@@ -257,6 +296,11 @@ def _residual(reference, current, transform, region) -> float:
     """Mean grey difference between the reference moved by ``transform`` and this frame over ``region``."""
     moved = move(reference, transform, current.shape)
     return float(np.abs(moved - current)[region].mean()) if region.any() else float("inf")
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = (a | b).sum()
+    return float((a & b).sum() / union) if union else 0.0
 
 
 def _bottom(extent: np.ndarray) -> int:

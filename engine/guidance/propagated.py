@@ -39,8 +39,10 @@ class PropagatedGuidance(Guidance):
         self.sources = {}
         self.read = None  # frame -> RGB uint8; the job sets it (chains are replayed from other frames)
         self._trackers: dict[int, LayeredTracker] = {}
+        self._frames: list[int] = []
 
     def check(self, frames: list[int]) -> None:
+        self._frames = list(frames)
         self.sources = plan(frames, self.keys)
         if not self.sources:
             raise InputFileError(self.path, f"holds no keyframe among the frames asked for "
@@ -72,7 +74,28 @@ class PropagatedGuidance(Guidance):
             if people[n].shape != rgb8.shape[:2]:
                 raise size_error(self.path / f"{key:04d}" / f"{n:02d}.png", people[n].shape, rgb8.shape[:2])
         masks = np.stack([people[n] for n in numbers]) if numbers else np.zeros((0,) + rgb8.shape[:2], np.float32)
-        return LayeredTracker(rgb8, masks)
+        tracker = LayeredTracker(rgb8, masks)
+        earlier = self.sources[key].completed_from
+        if earlier:
+            self._complete(tracker, key, earlier[0])
+        return tracker
+
+    def _complete(self, tracker: LayeredTracker, key: int, earlier: int) -> None:
+        """Complete the keyframe's partly hidden people from the earlier keyframe, carried
+        forward onto it through the frames between."""
+        carried = self._keyframe_state(earlier)
+        start, stop = self._frames.index(earlier), self._frames.index(key)
+        for f in self._frames[start + 1:stop + 1]:
+            carried.step(self._image(f))
+        here, there = sorted(self.key_masks[key]), sorted(self.key_masks[earlier])
+        pairs = [(here.index(n), there.index(n)) for n in here if n in there]
+        tracker.complete(carried, pairs)
+
+    def _keyframe_state(self, key: int) -> LayeredTracker:
+        """A copy of the keyframe's tracker as it is on the keyframe (made once, then kept)."""
+        if key not in self._trackers:
+            self._trackers[key] = self._keyframe_tracker(key, self._image(key))
+        return copy.deepcopy(self._trackers[key])
 
     def _tracker_at(self, frame: int, rgb8: np.ndarray) -> LayeredTracker:
         """The tracker moved onto ``frame``, stepping along its chain from the nearest state kept."""
@@ -80,16 +103,14 @@ class PropagatedGuidance(Guidance):
         while chain[-1] not in self._trackers and self.sources[chain[-1]].previous is not None:
             chain.append(self.sources[chain[-1]].previous)
         start = chain[-1]
-        if start in self._trackers:
-            tracker = self._trackers[start]
-            if start in self.keys:
-                tracker = copy.deepcopy(tracker)  # a keyframe is carried both ways
-            else:
-                del self._trackers[start]  # any other frame is carried from only once
+        if start in self._trackers and start not in self.keys:
+            tracker = self._trackers.pop(start)  # any frame but a keyframe is carried from only once
         else:
-            tracker = self._keyframe_tracker(start, rgb8 if start == frame else self._image(start))
-            if start != frame:
-                self._trackers[start] = copy.deepcopy(tracker)
+            if start not in self._trackers:
+                self._trackers[start] = self._keyframe_tracker(start, rgb8 if start == frame else self._image(start))
+            tracker = copy.deepcopy(self._trackers[start])  # a keyframe is carried both ways
+            if len(chain) > 1 and chain[-2] < start:
+                tracker.reverse()  # the steady motion a keyframe starts with points forward in time
         for f in reversed(chain[:-1]):
             tracker.step(rgb8 if f == frame else self._image(f))
         self._trackers[frame] = tracker

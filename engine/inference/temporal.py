@@ -42,9 +42,42 @@ def stabilise(alphas: np.ndarray, motion, previous_alphas: np.ndarray, strength:
         weight = np.full(motion.shape, float(strength), np.float32)
     weight = np.where(motion.occluded, 0.0, weight) * (_owner(alphas) == _owner(warped))
     band = (alphas > 0) & (alphas < 1)
-    out = alphas + np.where(band, weight[None], 0.0) * (warped - alphas)
-    total = out.sum(axis=0)
-    over = total > 1.0
-    if over.any():  # people share a pixel at most fully
-        out[:, over] /= total[over]
-    return np.clip(out, 0.0, 1.0).astype(np.float32)
+    delta = np.where(band, weight[None], 0.0) * (warped - alphas)
+    before, after = alphas.sum(axis=0), (alphas + delta).sum(axis=0)
+    limit = np.maximum(before, 1.0)
+    over = after > limit + 1e-6
+    if over.any():  # the pull never makes people share a pixel more than fully (or than they did)
+        delta[:, over] *= (limit[over] - before[over]) / (after[over] - before[over])
+    return np.clip(alphas + delta, 0.0, 1.0).astype(np.float32)
+
+
+class ChatterControl:
+    """``stabilise`` along a job: each frame against the frame computed just before it, when
+    that is its neighbour in the shot (also backward, on propagation's backward chains),
+    person by person by ID; a person new in the frame keeps their matte as it is."""
+
+    def __init__(self, strength: float, flow=None):
+        self.strength = float(strength)
+        self._flow = flow
+        self._last: tuple[int, np.ndarray, list[str], np.ndarray] | None = None
+
+    def __call__(self, position: int, rgb8: np.ndarray, ids: list[str], alphas: np.ndarray) -> np.ndarray:
+        """``position``: the frame's index in the shot. Returns the stabilised (K,H,W) alphas."""
+        last, self._last = self._last, None
+        alphas = np.asarray(alphas, np.float32)
+        out = alphas
+        if self.strength > 0 and last is not None and abs(last[0] - position) == 1 and last[1].shape == rgb8.shape:
+            _, previous_rgb8, previous_ids, previous_alphas = last
+            if self._flow is None:
+                from engine.guidance.propagation import FlowEstimator
+
+                self._flow = FlowEstimator()
+            motion = self._flow.between(previous_rgb8, rgb8)
+            known = [pid in previous_ids for pid in ids]
+            before = np.stack([previous_alphas[previous_ids.index(pid)] if seen else alphas[k]
+                               for k, (pid, seen) in enumerate(zip(ids, known))]) if ids else alphas
+            out = stabilise(alphas, motion, before, self.strength)
+            out[[not seen for seen in known]] = alphas[[not seen for seen in known]]
+        if self.strength > 0:
+            self._last = (position, rgb8, list(ids), out)
+        return out

@@ -72,6 +72,8 @@ class MatteJob:
         self.stale: set[int] = set()  # propagated guidance: frames whose keyframes changed since written
         self.write_behind = write_behind  # False: each frame written before the next is read (benchmarks)
         self.writer: BackgroundWriter | None = None
+        self._chatter = None  # --temporal: engine.inference.temporal.ChatterControl
+        self._position = {f: i for i, f in enumerate(source.frames)}
 
     @property
     def backend(self):
@@ -213,6 +215,8 @@ class MatteJob:
                        exact=self.settings.exact)
         t3 = time.perf_counter()
         ids = [person_id(n) for n in numbers]
+        if self.settings.temporal:
+            alphas = self._stabilised(frame, image.rgb8, ids, alphas)
         result.add_people(ids)
         for key, value in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2)):
             self.timings[key] += value
@@ -229,6 +233,14 @@ class MatteJob:
         self._computed += 1
         self._computed_seconds += time.perf_counter() - frame_start  # includes waiting for the writer
         return True
+
+    def _stabilised(self, frame: int, rgb8, ids: list[str], alphas):
+        """--temporal: the band of each matte pulled towards its neighbour frame's, warped."""
+        if self._chatter is None:
+            from engine.inference.temporal import ChatterControl
+
+            self._chatter = ChatterControl(self.settings.temporal)
+        return self._chatter(self._position.get(frame, -2), rgb8, ids, alphas)
 
     def _people(self, frame: int, image):
         """Guidance for the frame: (guide, masks ordered by person number, numbers, mask indices)."""

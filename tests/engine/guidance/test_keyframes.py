@@ -100,3 +100,14 @@ def test_read_keyframes_hash_follows_content(tmp_path):
     assert keys[5].digest != before
     with pytest.raises(InputFileError, match="no keyframe folders"):
         read_keyframes(tmp_path / "0001")
+
+
+def test_a_later_keyframe_depends_on_the_one_it_is_completed_from():
+    keys = _keys(k2=(1, 2), k8=(1, 2))
+    sources = plan(FRAMES, keys)
+    assert sources[9].completed_from == (2,) and sources[3].completed_from == ()
+    done = _records(sources, keys)
+    edited = {**keys, 2: Keyframe(2, (1, 2), "edited")}
+    again = plan_recompute(plan(FRAMES, edited), edited, done)
+    assert sorted(again.frames) == FRAMES  # 6-10 follow keyframe 8, whose people come from 2
+    assert again.message == "10 frames recomputed: keyframe 0002 changed"

@@ -84,3 +84,20 @@ def test_temporal_off_band_and_people():
     assert (out.sum(axis=0) <= 1.0 + 1e-6).all()
     with pytest.raises(ValueError, match="within"):
         stabilise(soft1, motion, alphas0, 1.5)
+
+
+def test_a_keyframe_that_shows_someone_in_part_is_completed_from_the_one_before():
+    """Keyframe 2 sees person 1 as a sliver beside person 0; carried from keyframe 1, they come
+    out from behind whole, not as that sliver."""
+    first = LayeredTracker(*_scene(0, 2))
+    for t in range(1, 12):
+        first.step(_scene(t, 2)[0])
+    key_image, key_alphas = _scene(11, 2)
+    plain, completed = LayeredTracker(key_image, key_alphas), LayeredTracker(key_image, key_alphas)
+    assert completed.complete(first, [(0, 0), (1, 1)]) == [1]  # person 0 is whole here: kept
+    assert np.array_equal(completed.masks(), plain.masks())  # the keyframe's guidance is its masks
+    for t in range(12, 22):
+        image, alphas = _scene(t, 2)
+        with_shape, sliver = completed.step(image), plain.step(image)
+    assert _iou(with_shape[1], alphas[1]) > 0.9
+    assert _iou(sliver[1], alphas[1]) < 0.6
