@@ -1,4 +1,5 @@
-"""``instmatt eval``: IMQ of predicted alphas against HIM2K ground truth, as the paper's table."""
+"""``instmatt eval``: IMQ of predicted alphas against HIM2K ground truth, as the paper's table;
+``--video``: the flicker of a matted shot (warp error with the footage, dtSSD with truth)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,18 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.errors import InputFileError
+from engine.errors import InputFileError, UserError
 from engine.evaluation.evaluate import TABLE_COLUMNS, evaluate
 from engine.io.atomic import write_bytes_atomic
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--pred", required=True, type=Path, help="predictions: PRED/SUBSET/NAME/NN.png")
-    parser.add_argument("--gt", required=True, type=Path, help="HIM2K root with alphas/SUBSET/NAME/NN.png")
+    parser.add_argument("--pred", type=Path, help="predictions: PRED/SUBSET/NAME/NN.png")
+    parser.add_argument("--gt", type=Path, help="HIM2K root with alphas/SUBSET/NAME/NN.png; with --video, true alphas "
+                                               "in the mask-folder layout GT/<frame, 4 digits>/<NN>.png (gives dtSSD)")
+    parser.add_argument("--video", metavar="OUT", help="flicker of a matted shot: its EXRs (a pattern such as "
+                                                       "out/shot.####.exr)")
+    parser.add_argument("--footage", metavar="INPUT", help="with --video: the shot's frames (gives the warp error)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results (x100) to this JSON file")
     parser.add_argument("--subset", action="append", default=None, help="only this subset (repeatable); default all")
     parser.add_argument(
@@ -66,12 +71,60 @@ def _json_ready(results: dict) -> dict:
 
 
 def run(args) -> int:
+    if args.video:
+        return run_video(args)
+    if args.pred is None or args.gt is None:
+        raise UserError("eval needs --pred and --gt (HIM2K), or --video OUT for the flicker of a shot")
     results = evaluate(args.pred, args.gt, args.subset, args.skip_missing, progress=not args.quiet)
     print(format_table(results))
-    if args.json is not None:
-        try:
-            write_bytes_atomic(args.json, (json.dumps(_json_ready(results), indent=2) + "\n").encode())
-        except OSError as exc:
-            raise InputFileError(args.json, f"cannot write: {exc.strerror or exc}") from None
-        print(f"wrote {args.json}")
+    _write_json(args.json, _json_ready(results))
+    return 0
+
+
+def _write_json(path: Path | None, results: dict) -> None:
+    if path is None:
+        return
+    try:
+        write_bytes_atomic(path, (json.dumps(results, indent=2) + "\n").encode())
+    except OSError as exc:
+        raise InputFileError(path, f"cannot write: {exc.strerror or exc}") from None
+    print(f"wrote {path}")
+
+
+def run_video(args) -> int:
+    from engine.evaluation.video import evaluate_sequence
+    from engine.io import person_id
+    from engine.io.images import read_mask
+    from engine.io.patterns import match_pattern
+
+    outputs = match_pattern(args.video)
+    if not outputs:
+        raise InputFileError(args.video, "no EXR frames match this pattern (expected e.g. out/shot.####.exr)")
+    read_frame = None
+    if args.footage:
+        from engine.io.sources import open_source
+
+        source = open_source(args.footage)
+        missing = sorted(set(outputs) - set(source.frames))
+        if missing:
+            raise InputFileError(args.footage, f"has no frame {missing[0]} (the EXRs go to {max(outputs)})")
+        read_frame = lambda frame: source.read(frame).rgb8
+    truth = None
+    if args.gt:
+        if not args.gt.is_dir():
+            raise InputFileError(args.gt, "ground-truth folder not found (expected GT/<frame, 4 digits>/<NN>.png)")
+
+        def truth(frame):
+            folder = args.gt / f"{frame:04d}"
+            files = sorted(folder.glob("*.png")) if folder.is_dir() else []
+            return {person_id(int(f.stem)): read_mask(f) for f in files if f.stem.isdigit()}
+    if read_frame is None and truth is None:
+        raise UserError("--video needs --footage INPUT (warp error) and/or --gt GT (dtSSD)")
+    result = evaluate_sequence({f: str(p) for f, p in outputs.items()}, read_frame, truth)
+    print(f"{result['frames']} frames, people: {', '.join(result['people']) or 'none'}")
+    if "warp_error" in result:
+        print(f"warp error (x100, lower is steadier): {result['warp_error']:.3f}")
+    if "dtssd" in result:
+        print(f"dtSSD (x100, against the truth): {result['dtssd']:.3f}")
+    _write_json(args.json, result)
     return 0

@@ -27,14 +27,25 @@ def _stack(alphas, name: str) -> np.ndarray:
     return a
 
 
+def dtssd_pair(p0: np.ndarray, p1: np.ndarray, g0: np.ndarray, g1: np.ndarray) -> np.ndarray:
+    """dtSSD of one pair of frames, per person: (K,H,W) predictions and truths -> (K,)."""
+    return 100.0 * np.sqrt((((p1 - p0) - (g1 - g0)) ** 2).mean(axis=(1, 2)))
+
+
+def warp_error_pair(a0: np.ndarray, a1: np.ndarray, motion) -> np.ndarray:
+    """Warp error of one pair, per person: (K,H,W) mattes and the flow from frame 0 to 1 -> (K,)."""
+    keep = ~motion.occluded
+    if not keep.any():
+        return np.zeros(a1.shape[0])
+    return 100.0 * np.abs(a1 - motion.warp(a0))[:, keep].mean(axis=1)
+
+
 def dtssd_curve(pred, gt) -> np.ndarray:
     """dtSSD per pair of frames (T-1,), averaged over people."""
     p, g = _stack(pred, "pred"), _stack(gt, "gt")
     if p.shape != g.shape:
         raise ValueError(f"pred {p.shape} and gt {g.shape} differ in shape")
-    dp, dg = np.diff(p, axis=0), np.diff(g, axis=0)
-    per_person = 100.0 * np.sqrt(((dp - dg) ** 2).mean(axis=(2, 3)))
-    return per_person.mean(axis=1)
+    return np.array([dtssd_pair(p[t - 1], p[t], g[t - 1], g[t]).mean() for t in range(1, len(p))], np.float64)
 
 
 def dtssd(pred, gt) -> float:
@@ -51,18 +62,53 @@ def warp_error_curve(alphas, frames, flow=None) -> np.ndarray:
     if frames.shape[0] != a.shape[0] or frames.shape[1:3] != a.shape[2:]:
         raise ValueError(f"frames {frames.shape} do not match alphas {a.shape}")
     flow = flow or FlowEstimator()
-    out = []
-    for t in range(1, len(a)):
-        motion = flow.between(frames[t - 1], frames[t])
-        warped = motion.warp(a[t - 1])
-        keep = ~motion.occluded
-        if not keep.any():
-            out.append(0.0)
-            continue
-        out.append(100.0 * float(np.abs(a[t] - warped)[:, keep].mean()))
-    return np.array(out, np.float64)
+    return np.array([warp_error_pair(a[t - 1], a[t], flow.between(frames[t - 1], frames[t])).mean()
+                     for t in range(1, len(a))], np.float64)
 
 
 def warp_error(alphas, frames, flow=None) -> float:
     curve = warp_error_curve(alphas, frames, flow)
     return float(curve.mean()) if curve.size else 0.0
+
+
+def evaluate_sequence(outputs: dict[int, str], read_frame=None, truth=None, progress=None) -> dict:
+    """Flicker of a matted shot, one pair of frames in memory at a time.
+
+    ``outputs``: frame -> the EXR ``instmatt matte`` wrote; ``read_frame``: frame -> RGB uint8
+    (the footage; gives the warp error); ``truth``: frame -> {person ID: (H,W) alpha} (gives
+    dtSSD). A person missing from one frame of a pair counts as alpha 0 there. Returns the
+    means and the per-pair curves (x100) with the frames they end on.
+    """
+    from engine.guidance.propagation import FlowEstimator
+    from engine.io import read_person_exr
+
+    flow = FlowEstimator() if read_frame is not None else None
+    frames = sorted(outputs)
+    curves: dict[str, list[float]] = {"warp_error": [], "dtssd": []}
+    people: list[str] = []
+    last = None
+    for index, frame in enumerate(frames):
+        ids, alphas, _ = read_person_exr(outputs[frame])
+        current = {"alphas": dict(zip(ids, alphas)), "image": read_frame(frame) if read_frame else None,
+                   "truth": truth(frame) if truth else None}
+        people += [pid for pid in ids if pid not in people]
+        if last is not None:
+            both = [pid for pid in people if pid in last["alphas"] or pid in current["alphas"]]
+            shape = alphas.shape[1:]
+            pick = lambda side, key: np.stack([side[key].get(pid, np.zeros(shape, np.float32)) for pid in both])
+            if flow is not None:  # a pair with nobody in it has no flicker
+                motion = flow.between(last["image"], current["image"]) if both else None
+                curves["warp_error"].append(float(warp_error_pair(pick(last, "alphas"), pick(current, "alphas"),
+                                                                  motion).mean()) if both else 0.0)
+            if truth is not None:
+                curves["dtssd"].append(float(dtssd_pair(pick(last, "alphas"), pick(current, "alphas"), pick(
+                    last, "truth"), pick(current, "truth")).mean()) if both else 0.0)
+        last = current
+        if progress:
+            progress(index + 1, len(frames))
+    result = {"frames": len(frames), "people": people, "pairs_end": frames[1:]}
+    for name, curve in curves.items():
+        if curve:
+            result[name] = float(np.mean(curve))
+            result[name + "_curve"] = [round(v, 4) for v in curve]
+    return result
