@@ -47,6 +47,7 @@ MOTION_MEMORY = 0.5  # weight of the past in the average motion
 COMPLETE_BELOW = 0.8  # a keyframe mask under this share of the person's carried shape is partial
 COMPLETE_MATCH = 0.5  # IoU the carried shape's visible part needs with that partial mask
 FLOW_POINTS = 3000
+ECC_MARGIN = 8  # pixels of context kept around a person's pixels when aligning them
 ECC_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 80, 1e-5)
 
 
@@ -266,12 +267,27 @@ class LayeredTracker:
 
 
 def _ecc(reference, current, keep, start, motion) -> np.ndarray | None:
+    """ECC of the reference's ``keep`` pixels onto this frame, on the reference cropped to
+    those pixels (the cost follows the person's size, not the frame's)."""
+    ys, xs = np.nonzero(keep)
+    if not len(xs):
+        return None
+    x0, y0 = max(int(xs.min()) - ECC_MARGIN, 0), max(int(ys.min()) - ECC_MARGIN, 0)
+    x1, y1 = int(xs.max()) + ECC_MARGIN + 1, int(ys.max()) + ECC_MARGIN + 1
+    offset = start[:, :2] @ np.array([x0, y0], np.float32)  # crop -> frame: x + (x0, y0), then start
+    cropped = start.copy()
+    cropped[:, 2] += offset
     try:
-        _, matrix = cv2.findTransformECCWithMask(reference, current, keep * 255, np.full(current.shape, 255, np.uint8),
-                                                 start.copy(), motion, ECC_CRITERIA, 5)
+        _, matrix = cv2.findTransformECCWithMask(
+            np.ascontiguousarray(reference[y0:y1, x0:x1]), current, np.ascontiguousarray(keep[y0:y1, x0:x1]) * 255,
+            np.full(current.shape, 255, np.uint8), cropped, motion, ECC_CRITERIA, 5)
     except cv2.error:
         return None
-    return matrix.astype(np.float32) if np.isfinite(matrix).all() else None
+    if not np.isfinite(matrix).all():
+        return None
+    matrix = matrix.astype(np.float32)
+    matrix[:, 2] -= matrix[:, :2] @ np.array([x0, y0], np.float32)
+    return matrix
 
 
 def _ecc_shift(reference, current, keep, start) -> np.ndarray | None:
