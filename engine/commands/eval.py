@@ -93,6 +93,7 @@ def _write_json(path: Path | None, results: dict) -> None:
 
 def run_video(args) -> int:
     from engine.evaluation.video import evaluate_sequence
+    from engine.guidance.masks import _person_files
     from engine.io import person_id
     from engine.io.images import read_mask
     from engine.io.patterns import match_pattern
@@ -115,9 +116,8 @@ def run_video(args) -> int:
             raise InputFileError(args.gt, "ground-truth folder not found (expected GT/<frame, 4 digits>/<NN>.png)")
 
         def truth(frame):
-            folder = args.gt / f"{frame:04d}"
-            files = sorted(folder.glob("*.png")) if folder.is_dir() else []
-            return {person_id(int(f.stem)): read_mask(f) for f in files if f.stem.isdigit()}
+            folder = args.gt / f"{frame:04d}"  # the mask-folder layout, read as guidance reads it
+            return {person_id(n): read_mask(f) for n, f in (_person_files(folder) if folder.is_dir() else [])}
     if read_frame is None and truth is None:
         raise UserError("--video needs --footage INPUT (warp error) and/or --gt GT (dtSSD)")
     result = evaluate_sequence({f: str(p) for f, p in outputs.items()}, read_frame, truth)

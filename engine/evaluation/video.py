@@ -71,7 +71,7 @@ def warp_error(alphas, frames, flow=None) -> float:
     return float(curve.mean()) if curve.size else 0.0
 
 
-def evaluate_sequence(outputs: dict[int, str], read_frame=None, truth=None, progress=None) -> dict:
+def evaluate_sequence(outputs: dict[int, str], read_frame=None, truth=None) -> dict:
     """Flicker of a matted shot, one pair of frames in memory at a time.
 
     ``outputs``: frame -> the EXR ``instmatt matte`` wrote; ``read_frame``: frame -> RGB uint8
@@ -87,28 +87,29 @@ def evaluate_sequence(outputs: dict[int, str], read_frame=None, truth=None, prog
     curves: dict[str, list[float]] = {"warp_error": [], "dtssd": []}
     people: list[str] = []
     last = None
-    for index, frame in enumerate(frames):
+    for frame in frames:
         ids, alphas, _ = read_person_exr(outputs[frame])
         current = {"alphas": dict(zip(ids, alphas)), "image": read_frame(frame) if read_frame else None,
                    "truth": truth(frame) if truth else None}
         people += [pid for pid in ids if pid not in people]
         if last is not None:
             both = [pid for pid in people if pid in last["alphas"] or pid in current["alphas"]]
-            shape = alphas.shape[1:]
-            pick = lambda side, key: np.stack([side[key].get(pid, np.zeros(shape, np.float32)) for pid in both])
+            pairs = {key: [_planes(side[key], both, alphas.shape[1:]) for side in (last, current)]
+                     for key in ("alphas", "truth") if current[key] is not None}
             if flow is not None:  # a pair with nobody in it has no flicker
                 motion = flow.between(last["image"], current["image"]) if both else None
-                curves["warp_error"].append(float(warp_error_pair(pick(last, "alphas"), pick(current, "alphas"),
-                                                                  motion).mean()) if both else 0.0)
+                curves["warp_error"].append(float(warp_error_pair(*pairs["alphas"], motion).mean()) if both else 0.0)
             if truth is not None:
-                curves["dtssd"].append(float(dtssd_pair(pick(last, "alphas"), pick(current, "alphas"), pick(
-                    last, "truth"), pick(current, "truth")).mean()) if both else 0.0)
+                curves["dtssd"].append(float(dtssd_pair(*pairs["alphas"], *pairs["truth"]).mean()) if both else 0.0)
         last = current
-        if progress:
-            progress(index + 1, len(frames))
     result = {"frames": len(frames), "people": people, "pairs_end": frames[1:]}
     for name, curve in curves.items():
         if curve:
             result[name] = float(np.mean(curve))
             result[name + "_curve"] = [round(v, 4) for v in curve]
     return result
+
+
+def _planes(by_id: dict, ids: list[str], shape) -> np.ndarray:
+    """(K,H,W) planes of ``ids`` in that order; a person missing here is alpha 0."""
+    return np.stack([by_id.get(pid, np.zeros(shape, np.float32)) for pid in ids]) if ids else np.zeros((0, *shape), np.float32)

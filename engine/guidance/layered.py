@@ -251,9 +251,8 @@ class LayeredTracker:
     def _residual(self, k: int, current: np.ndarray, region: np.ndarray, transform: np.ndarray) -> float:
         """Mean grey difference between person k's reference, moved, and this frame over ``region``."""
         person = self.people[k]
-        moved = move(person.reference, transform, self.shape)
         inside = region & (move(person.mask, transform, self.shape) >= 0.99)
-        return float(np.abs(moved - current)[inside].mean()) if inside.sum() > 30 else float("inf")
+        return _residual(person.reference, current, transform, inside) if inside.sum() > 30 else float("inf")
 
     def _visible(self) -> list[np.ndarray]:
         out = []

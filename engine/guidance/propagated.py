@@ -82,9 +82,17 @@ class PropagatedGuidance(Guidance):
 
     def _complete(self, tracker: LayeredTracker, key: int, earlier: int) -> None:
         """Complete the keyframe's partly hidden people from the earlier keyframe, carried
-        forward onto it through the frames between."""
-        carried = self._keyframe_state(earlier)
+        forward onto it through the frames between. The earlier keyframe's forward chain
+        usually ends in the gap, its last state kept (no frame is carried from it): the carry
+        goes on from there rather than stepping those frames again."""
         start, stop = self._frames.index(earlier), self._frames.index(key)
+        ends = [i for i in range(start + 1, stop) if self._frames[i] in self._trackers
+                and self.sources[self._frames[i]].keyframe == earlier]
+        if ends:
+            start = ends[-1]
+            carried = copy.deepcopy(self._trackers[self._frames[start]])
+        else:
+            carried = self._keyframe_state(earlier)
         for f in self._frames[start + 1:stop + 1]:
             carried.step(self._image(f))
         here, there = sorted(self.key_masks[key]), sorted(self.key_masks[earlier])

@@ -73,11 +73,11 @@ class ChatterControl:
 
                 self._flow = FlowEstimator()
             motion = self._flow.between(previous_rgb8, rgb8)
-            known = [pid in previous_ids for pid in ids]
-            before = np.stack([previous_alphas[previous_ids.index(pid)] if seen else alphas[k]
-                               for k, (pid, seen) in enumerate(zip(ids, known))]) if ids else alphas
+            new = [pid not in previous_ids for pid in ids]
+            before = np.stack([alphas[k] if fresh else previous_alphas[previous_ids.index(pid)]
+                               for k, (pid, fresh) in enumerate(zip(ids, new))]) if ids else alphas
             out = stabilise(alphas, motion, before, self.strength)
-            out[[not seen for seen in known]] = alphas[[not seen for seen in known]]
+            out[new] = alphas[new]
         if self.strength > 0:
             self._last = (position, rgb8, list(ids), out)
         return out
