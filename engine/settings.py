@@ -41,7 +41,7 @@ MAX_LABEL = 63
 DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")  # what the backends accept for ``device``
 # Roto assistance: guidance on keyframes only, carried to every other frame by optical flow.
 PROPAGATE = False
-DETECT_EVERY = 0  # with the detector as keyframe source: detect every N frames (0: first frame and when lost)
+DETECT_EVERY = 12  # the detector as keyframe source: detect every N frames (0: first frame only), and when lost
 TEMPORAL = 0.0  # chatter control in the uncertain band: 0 = off .. 1 = strongest
 
 
@@ -130,7 +130,7 @@ class MatteSettings:
         if not isinstance(self.propagate, bool):
             raise UserError(f"propagate must be true or false, got {self.propagate!r}")
         if not _is_int(self.detect_every) or self.detect_every < 0:
-            raise UserError(f"detect_every must be a whole number of frames (0 = only when needed), got {self.detect_every!r}")
+            raise UserError(f"detect_every must be a whole number of frames (0 = the first frame and when lost), got {self.detect_every!r}")
         if not _is_number(self.temporal) or not 0.0 <= float(self.temporal) <= 1.0:
             raise UserError(f"temporal must be within [0, 1] (0 = off), got {self.temporal!r}")
 

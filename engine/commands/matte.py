@@ -40,7 +40,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     guide.add_argument("--index", metavar="PATTERN", help="one ID image per frame instead of the detector (0 = nobody)")
     parser.add_argument("--propagate", action="store_true",
                         help="--masks holds keyframes only: carry each person from the nearest keyframe to every "
-                             "other frame (optical flow); a rerun recomputes only the frames an edited keyframe drives")
+                             "other frame (optical flow); a rerun recomputes only the frames an edited keyframe drives. "
+                             "Without --masks the detector makes the keyframes (see --detect-every)")
+    parser.add_argument("--detect-every", type=int, default=defaults.DETECT_EVERY, metavar="N",
+                        help=f"--propagate without --masks: run the detector every N frames (default "
+                             f"{defaults.DETECT_EVERY}; 0: the first frame only), and wherever the carry loses "
+                             f"someone; between, the people are carried by optical flow")
     parser.add_argument("--temporal", type=float, default=defaults.TEMPORAL, metavar="STRENGTH",
                         help="chatter control, 0 (off, default) to 1: hold each matte's soft edge to the neighbour "
                              "frame's where the image did not change (flow-warped, never across people)")
@@ -106,7 +111,8 @@ def settings_from_args(args) -> MatteSettings:
                          overwrite=args.overwrite, device=args.device, threads=args.threads,
                          compression=args.compression, depth=args.depth, union_pass=args.union_pass,
                          background_pass=args.background_pass, labels=parse_labels(args.label),
-                         exact=args.exact, propagate=args.propagate, temporal=args.temporal)
+                         exact=args.exact, propagate=args.propagate, detect_every=args.detect_every,
+                         temporal=args.temporal)
 
 
 def run(args) -> int:

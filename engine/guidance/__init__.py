@@ -11,6 +11,9 @@ Three sources, one interface (``people(frame, image) -> Guide``, see :mod:`.base
   without a frame folder also works.
 - ``PropagatedGuidance`` (:mod:`.propagated`): the artist's masks on keyframes only
   (``--masks KEYS --propagate``), carried to every other frame (:mod:`.layered`).
+- ``DetectedPropagation`` (:mod:`.detected`): the detector as keyframe source
+  (``--propagate`` alone): it runs on the first frame, every ``--detect-every`` frames and
+  where the carry loses confidence; the people are carried in between.
 - ``IndexGuidance`` (:mod:`.index`): one ID image per frame (a pattern such as
   ``ids.####.png``, a folder, or one file for a single frame): each pixel holds its
   person's number, 0 = nobody; 8/16-bit grey PNG/TIFF or EXR (e.g. Blender's IndexOB pass).
@@ -41,21 +44,23 @@ def make_guidance(kind: str = "detector", path: str | None = None,
 
             return PropagatedGuidance(path)
         return MaskFolderGuidance(path)
-    if settings.propagate:
-        raise UserError("propagate needs keyframe masks (--masks KEYS); keyframes from the detector or an "
-                        "ID image are not supported yet")
     if kind == "index":
+        if settings.propagate:
+            raise UserError("propagate takes its keyframes from --masks KEYS or from the detector, not from ID images")
         if not path:
             raise UserError("guidance 'index' needs a path: a pattern such as ids.####.png")
         return IndexGuidance(path)
     if kind == "detector":
         from .detector import DetectorGuidance, PersonDetector
 
-        progress = getattr(listener, "download", None)
-        report = getattr(listener, "message", None)
-        return DetectorGuidance(PersonDetector(settings.detector_weights, settings.score, settings.min_area,
-                                               settings.device, size=settings.detector_size,
-                                               progress=progress, report=report))
+        detector = PersonDetector(settings.detector_weights, settings.score, settings.min_area, settings.device,
+                                  size=settings.detector_size, progress=getattr(listener, "download", None),
+                                  report=getattr(listener, "message", None))
+        if settings.propagate:
+            from .detected import DetectedPropagation
+
+            return DetectedPropagation(detector, settings.detect_every)
+        return DetectorGuidance(detector)
     raise UserError(f"unknown guidance kind {kind!r} (use detector, masks or index)")
 
 

@@ -77,6 +77,10 @@ class PersonDetector:
             raise InputFileError(self.weights_path, f"weights do not fit torchvision's maskrcnn_resnet50_fpn ({first})") from None
         self.model = model.eval().to(self.device)
 
+    def describe(self) -> dict:
+        return {"kind": "detector", "weights": str(self.weights_path), "score": self.score,
+                "min_area": self.min_area, "size": self.size}
+
     def detect(self, rgb8: np.ndarray):
         import torch
 
@@ -109,5 +113,4 @@ class DetectorGuidance(Guidance):
         return Guide(masks, None, [float(s) for s in scores])
 
     def describe(self) -> dict:
-        return {"kind": "detector", "weights": str(self.detector.weights_path), "score": self.detector.score,
-                "min_area": self.detector.min_area, "size": self.detector.size}
+        return self.detector.describe()

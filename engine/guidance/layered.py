@@ -46,6 +46,8 @@ ORDER_MARGIN = 2.0  # grey levels: how much better one person must explain the o
 MOTION_MEMORY = 0.5  # weight of the past in the average motion
 COMPLETE_BELOW = 0.8  # a keyframe mask under this share of the person's carried shape is partial
 COMPLETE_MATCH = 0.5  # IoU the carried shape's visible part needs with that partial mask
+LOST_RATIO = 4.0  # an alignment residual this many times the person's first one means they are lost
+LOST_FLOOR = 8.0  # grey levels: a residual below this is never a loss (occlusion edges, lighting)
 FLOW_POINTS = 3000
 ECC_MARGIN = 8  # pixels of context kept around a person's pixels when aligning them
 ECC_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 80, 1e-5)
@@ -81,6 +83,8 @@ class _Person:
         self.transform = IDENTITY.copy()  # keyframe -> current frame
         self.motion = IDENTITY.copy()  # average motion per frame (previous -> current)
         self.measured = False
+        self.fit = None  # mean grey difference to the reference after the last alignment (None: not aligned)
+        self.first_fit = None  # the first one after the keyframe: how well this person can fit at all
 
     def extent(self, shape, transform: np.ndarray | None = None) -> np.ndarray:
         return move(self.mask, self.transform if transform is None else transform, shape) >= 0.5
@@ -117,25 +121,60 @@ class LayeredTracker:
         masks = [p.mask.astype(bool) for p in self.people]
         completed = []
         for k, j in pairs:
-            carried = earlier.extents[j]
-            others = np.zeros(self.shape, bool)
-            for m, mask in enumerate(masks):
-                if m != k:
-                    others |= mask
-            if masks[k].sum() >= COMPLETE_BELOW * carried.sum() or _iou(carried & ~others, masks[k]) < COMPLETE_MATCH:
+            if not _partial(masks, k, earlier.extents[j]):
                 continue
-            source = earlier.people[j]
-            here = move(masks[k].astype(np.float32), cv2.invertAffineTransform(source.transform), self.shape) >= 0.5
-            person = _Person(source.reference, source.mask.astype(bool) | here)
-            person.transform = source.transform.copy()
-            person.motion, person.measured = source.motion.copy(), source.measured  # forward in time
-            self.people[k] = person
-            self.extents[k] = person.extent(self.shape) | masks[k]
-            for m in range(len(self.people)):  # whoever covers the hidden part is in front
-                if m != k and (self.extents[k] & masks[m]).sum() >= ORDER_PIXELS:
-                    self.front[m, k], self.front[k, m] = True, False
+            self.people[k] = _completed(earlier.people[j], masks[k], self.shape)
+            self.extents[k] = self.people[k].extent(self.shape) | masks[k]
+            self._hidden_behind(k, masks)
             completed.append(k)
         return completed
+
+    def rekey(self, masks: dict[int, np.ndarray], new: list[np.ndarray] = (), leave: list[int] = ()) -> None:
+        """Make the current frame a keyframe for some people (e.g. where the detector ran):
+        the guidance of this frame becomes ``masks[k]`` for person k, and ``new`` people join
+        (after the others, in that order); the people in ``leave`` go. A person shown whole
+        takes this frame's appearance and shape, their steady motion kept; a person shown
+        only in part, where their carried shape agrees, carries on with that shape (it knows
+        their hidden part). The people not named carry on unchanged."""
+        given = {k: np.asarray(m) >= 0.5 for k, m in masks.items()}
+        now = [given.get(k, v) for k, v in enumerate(self.visible)]
+        for k, mask in given.items():
+            if _partial(now, k, self.extents[k]):
+                continue
+            person = _Person(self._grey, mask)
+            person.motion, person.measured = self.people[k].motion, self.people[k].measured
+            self.people[k] = person
+            self.extents[k] = mask
+        stay = [k for k in range(len(self.people)) if k not in set(leave)]
+        count = len(stay) + len(new)
+        front = np.zeros((count, count), bool)
+        front[:len(stay), :len(stay)] = self.front[np.ix_(stay, stay)]
+        self.people = [self.people[k] for k in stay] + [_Person(self._grey, m) for m in new]
+        self.extents = [self.extents[k] for k in stay] + [np.asarray(m) >= 0.5 for m in new]
+        self.front = front
+        rank = [(_bottom(e), int(e.sum()), -k) for k, e in enumerate(self.extents)]
+        for k in range(len(stay), count):  # a newcomer: feet lower = nearer, until the image says
+            for j in range(count):
+                if j != k:
+                    self.front[k, j], self.front[j, k] = rank[k] > rank[j], rank[j] > rank[k]
+        shown = [now[k] for k in stay] + self.extents[len(stay):]  # this frame's guidance, before overlaps
+        for i, k in enumerate(stay):
+            if k in given:
+                self._hidden_behind(i, shown)
+        self.visible = [np.logical_and.reduce([m] + [~shown[j] for j in range(count) if self.front[j, k]])
+                        for k, m in enumerate(shown)]
+
+    def lost(self) -> bool:
+        """True when the carry has lost confidence: someone in view no longer looks like their
+        reference where they are placed (residual far above their first one)."""
+        return any(p.fit is not None and p.first_fit is not None and p.fit > max(LOST_RATIO * p.first_fit, LOST_FLOOR)
+                   for p in self.people)
+
+    def _hidden_behind(self, k: int, masks) -> None:
+        """Whoever's mask covers part of person k's whole shape is in front of them."""
+        for m in range(len(self.people)):
+            if m != k and (self.extents[k] & masks[m]).sum() >= ORDER_PIXELS:
+                self.front[m, k], self.front[k, m] = True, False
 
     def reverse(self) -> None:
         """Turn the people's steady motion around, for carrying them backward in time."""
@@ -169,6 +208,8 @@ class LayeredTracker:
                 person.motion = step if not person.measured else \
                     (MOTION_MEMORY * person.motion + (1 - MOTION_MEMORY) * step).astype(np.float32)
                 person.measured = True
+            if person.first_fit is None:
+                person.first_fit = person.fit
             person.transform = predicted[k] if corrected is None else corrected
             moved[k] = person.extent(self.shape)
         self.extents = [moved[k] for k in range(count)]
@@ -217,6 +258,7 @@ class LayeredTracker:
         keep = cv2.erode(keep, np.ones((3, 3), np.uint8))
         count = int(keep.sum())
         share = count / max(int(person.mask.sum()), 1)
+        person.fit = None
         if count < MIN_PIXELS or share < MIN_SHIFT_VISIBLE:
             return None
         if share >= MIN_VISIBLE:
@@ -227,9 +269,9 @@ class LayeredTracker:
         if aligned is None or np.abs(aligned[:, 2] - predicted[:, 2]).max() > MAX_CORRECTION:
             return None
         region = move(keep.astype(np.float32), predicted, self.shape) >= 0.5
-        if _residual(person.reference, current, aligned, region) > _residual(person.reference, current, predicted, region):
-            return None
-        return aligned
+        fit, before = (_residual(person.reference, current, t, region) for t in (aligned, predicted))
+        person.fit = min(fit, before)
+        return None if fit > before else aligned
 
     # -- who is in front ----------------------------------------------------------------------
     def _order(self, current: np.ndarray, transforms: list[np.ndarray]) -> None:
@@ -311,6 +353,26 @@ def _residual(reference, current, transform, region) -> float:
     """Mean grey difference between the reference moved by ``transform`` and this frame over ``region``."""
     moved = move(reference, transform, current.shape)
     return float(np.abs(moved - current)[region].mean()) if region.any() else float("inf")
+
+
+def _partial(masks: list[np.ndarray], k: int, carried: np.ndarray) -> bool:
+    """Person k's mask shows only part of their carried shape: much smaller, and matching
+    what of that shape the others' masks leave."""
+    others = np.zeros(carried.shape, bool)
+    for m, mask in enumerate(masks):
+        if m != k:
+            others |= mask
+    return masks[k].sum() < COMPLETE_BELOW * carried.sum() and _iou(carried & ~others, masks[k]) >= COMPLETE_MATCH
+
+
+def _completed(source: _Person, mask: np.ndarray, shape) -> _Person:
+    """``source`` (carried onto this frame) with ``mask`` added to their shape: their
+    reference, place and steady motion."""
+    here = move(mask.astype(np.float32), cv2.invertAffineTransform(source.transform), shape) >= 0.5
+    person = _Person(source.reference, source.mask.astype(bool) | here)
+    person.transform = source.transform.copy()
+    person.motion, person.measured = source.motion.copy(), source.measured
+    return person
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:

@@ -50,7 +50,7 @@ class Track:
         return self.centre + self.offset()
 
 
-def _small_masks(masks: np.ndarray, work_side: int) -> np.ndarray:
+def small_masks(masks: np.ndarray, work_side: int) -> np.ndarray:
     masks = np.asarray(masks, dtype=np.float32)
     if masks.shape[0] == 0:
         return np.zeros(masks.shape, bool)
@@ -62,7 +62,7 @@ def _small_masks(masks: np.ndarray, work_side: int) -> np.ndarray:
     return masks >= 0.5
 
 
-def _boxes(small: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def mask_boxes(small: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Box centres (K, 2) and diagonals (K,) in [0, 1] units; NaN centre for an empty mask."""
     centres = np.full((small.shape[0], 2), np.nan)
     diagonals = np.zeros(small.shape[0])
@@ -78,7 +78,7 @@ def _boxes(small: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return centres, diagonals
 
 
-def _histograms(image: np.ndarray | None, small: np.ndarray) -> list[np.ndarray | None]:
+def colour_histograms(image: np.ndarray | None, small: np.ndarray) -> list[np.ndarray | None]:
     """Normalised RGB histograms of each person's pixels (None without an image)."""
     if image is None or small.shape[0] == 0:
         return [None] * small.shape[0]
@@ -94,6 +94,12 @@ def _histograms(image: np.ndarray | None, small: np.ndarray) -> list[np.ndarray 
         hist = cv2.calcHist([image], [0, 1, 2], mask.astype(np.uint8), list(HIST_BINS), [0, 256] * 3).ravel()
         out.append(hist / max(hist.sum(), 1.0))
     return out
+
+
+def look_distance(a: np.ndarray | None, b: np.ndarray | None) -> float:
+    """1 - Bhattacharyya coefficient of two colour histograms: 0 the same look, 1 nothing alike
+    (0 when either is unknown)."""
+    return 0.0 if a is None or b is None else 1.0 - float(np.sum(np.sqrt(a * b)))
 
 
 def _shift(mask: np.ndarray, dx: int, dy: int) -> np.ndarray:
@@ -140,9 +146,9 @@ class Tracker:
 
     def seed(self, numbers: list[int], masks: np.ndarray, image: np.ndarray | None = None) -> None:
         """Start from known people (e.g. the last frame already written when a job resumes)."""
-        small = _small_masks(masks, self.work_side)
-        centres, diagonals = _boxes(small)
-        histograms = _histograms(image, small)
+        small = small_masks(masks, self.work_side)
+        centres, diagonals = mask_boxes(small)
+        histograms = colour_histograms(image, small)
         for number, mask, centre, diagonal, hist in zip(numbers, small, centres, diagonals, histograms):
             if np.isnan(centre).any():
                 continue
@@ -169,11 +175,7 @@ class Tracker:
         scale = np.array([max(t.diagonal, 0.05) for t in self.tracks])
         distance = np.linalg.norm(centres[:, None, :] - centre_t[None, :, :], axis=-1) / scale[None, :]
         distance = np.nan_to_num(distance, nan=np.inf)
-        appearance = np.zeros(shape)
-        for r, hist in enumerate(histograms):
-            for c, track in enumerate(self.tracks):
-                if hist is not None and track.histogram is not None:
-                    appearance[r, c] = 1.0 - float(np.sum(np.sqrt(hist * track.histogram)))
+        appearance = np.array([[look_distance(hist, track.histogram) for track in self.tracks] for hist in histograms])
         lost = np.array([t.lost for t in self.tracks], dtype=np.float64)
         cost = ((1.0 - iou) + self.distance_weight * np.minimum(distance, 2.0)
                 + self.appearance_weight * appearance + self.lost_penalty * lost[None, :])
@@ -183,9 +185,9 @@ class Tracker:
     def update(self, masks: np.ndarray, image: np.ndarray | None = None) -> list[int]:
         """Numbers for this frame's masks (K, H, W), in the masks' order. ``image`` (H, W, 3)
         uint8, when given, adds the colour of each person's pixels to the matching."""
-        small = _small_masks(masks, self.work_side)
-        centres, diagonals = _boxes(small)
-        histograms = _histograms(image, small)
+        small = small_masks(masks, self.work_side)
+        centres, diagonals = mask_boxes(small)
+        histograms = colour_histograms(image, small)
         cost, allowed = self.cost_matrix(small, centres, histograms)
         numbers: list[int | None] = [None] * small.shape[0]
         matched: set[int] = set()

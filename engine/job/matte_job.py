@@ -94,6 +94,8 @@ class MatteJob:
             self.tracker = Tracker()
         if getattr(self.guidance, "propagating", False):
             self._plan_propagation()
+        if hasattr(self.guidance, "resume"):  # guidance carried frame to frame picks up from the frame before
+            self.guidance.resume = self._previous_people
         result = JobResult()
         for message, count in self.known_failures:
             result.failed += count
@@ -260,19 +262,27 @@ class MatteJob:
         """Continue the IDs of the frame before, when its EXR is on disk (resume, split shots)."""
         if self.tracker is None or self.tracker.tracks or self.tracker.seen:
             return
+        previous = self._previous_people(frame, image=False)
+        if previous is not None:
+            numbers, alphas, _ = previous
+            self.tracker.seed(numbers, alphas)
+
+    def _previous_people(self, frame: int, image: bool = True):
+        """(numbers, alphas, RGB) of the people in view in the EXR of the frame before, or None
+        when it is not on disk; all-zero layers stand for people out of view and are left out."""
         before = [f for f in self.source.frames if f < frame]
         if not before or not os.path.isfile(self.path(before[-1])):
-            return
+            return None
         previous = self.path(before[-1])
         try:
             ids, alphas, _ = read_person_exr(previous)
         except InputFileError:
-            return
+            return None
         numbers = [person_number(pid) for pid in ids]
-        # all-zero layers stand for people out of view: they are not where the tracks are
         keep = [k for k, n in enumerate(numbers) if n is not None and alphas[k].any()]
-        self.tracker.seed([numbers[k] for k in keep], alphas[keep] if keep else alphas)
-        log.info("tracker continues the %d people of %s", len(keep), previous)
+        log.info("carrying on from the %d people of %s", len(keep), previous)
+        return ([numbers[k] for k in keep], alphas[keep] if keep else alphas[:0],
+                self.source.read(before[-1]).rgb8 if image else None)
 
     # -- step 3: write --------------------------------------------------------------------------
     def _writing(self, frame: int, image, alphas, ids: list[str], guide, present: list[int],

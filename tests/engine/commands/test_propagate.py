@@ -75,7 +75,31 @@ def test_keyframes_outside_the_frames_asked_for_are_one_line(matte, tmp_path, ke
     assert str(keys) in err and "no keyframe among the frames" in err
 
 
-def test_propagate_needs_keyframe_masks(matte, tmp_path, keyed_shot):
+def test_propagate_takes_no_id_images(matte, tmp_path, keyed_shot):
     pattern, _, _, _ = keyed_shot
-    status, err = matte(pattern, "-o", tmp_path / "out", "--propagate")
-    assert status == 2 and "needs keyframe masks" in err
+    status, err = matte(pattern, "-o", tmp_path / "out", "--propagate", "--index", tmp_path / "ids.####.png")
+    assert status == 2 and "not from ID images" in err
+
+
+def test_the_detector_as_keyframe_source(matte, tmp_path, keyed_shot, person_detector_weights):
+    """--propagate without --masks: the real Mask R-CNN code path (random weights that find
+    'people'), every frame written, and a resumed run carrying on from the frame before."""
+    pattern, _, _, _ = keyed_shot
+    out = tmp_path / "out"
+    detector = ["--propagate", "--detect-every", "3", "--detector-weights", person_detector_weights,
+                "--detector-size", "64", "--min-area", "0"]
+    status, err = matte(pattern, "-o", out, *detector)
+    assert status == 0, err
+    people = {}
+    for frame in range(1, 9):
+        manifest = read_manifest(_exr(out, frame))
+        assert manifest["guidance"]["propagate"] is True and manifest["guidance"]["detect_every"] == 3
+        assert manifest["settings"]["detect_every"] == 3
+        people[frame] = set(manifest["visible"])
+    assert people[1]
+    for frame in range(5, 9):
+        _exr(out, frame).unlink()
+    status, err = matte(pattern, "-o", out, *detector)
+    assert status == 0, err
+    assert "4 frames written, 4 already there" in err
+    assert all(_exr(out, frame).is_file() for frame in range(1, 9))
