@@ -12,6 +12,8 @@ Options after ``--`` (all optional; the defaults are the scene's InstMatt settin
     --overwrite              recompute frames that exist (default: resume)
     --propagate | --no-propagate   Mask guidance: propagate from the Mask's keyframes, or
                              rasterise every frame (default: the panel's, on)
+    --detect-every N         detector guidance: detect every N frames (0: the first only) and
+                             carry the people between (default: the panel's; off: every frame)
     --no-compositor          do not touch the compositor
     --engine-python PATH     the engine's interpreter (default: the add-on's preferences)
     --engine-command CMD     a full engine command instead
@@ -52,6 +54,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--propagate", action=argparse.BooleanOptionalAction, default=None,
                         help="Mask guidance: propagate from the Mask's keyframes (default: the panel's setting)")
+    parser.add_argument("--detect-every", type=int, default=None, metavar="N",
+                        help="detector guidance: detect every N frames and carry the people between")
     parser.add_argument("--no-compositor", action="store_true")
     parser.add_argument("--engine-python", default="")
     parser.add_argument("--engine-command", default="")
@@ -132,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         kwargs["overwrite"] = True
     if args.propagate is not None:
         kwargs["propagate"] = args.propagate
+    if args.detect_every is not None:
+        kwargs.update(carry_detections=True, detect_every=args.detect_every)
 
     try:
         result = bpy.ops.instmatt.matte_people("EXEC_DEFAULT", **kwargs)

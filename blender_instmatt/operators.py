@@ -20,7 +20,7 @@ from .client.matte_files import inspect_mattes
 from .client.protocol import EngineError
 from .client.shared import stop_shared_engine
 from .planning import PlanError, plan
-from .properties import PATH_OPTIONS, PROPAGATE_HELP, SOURCES
+from .properties import CARRY_HELP, DETECT_EVERY_HELP, PATH_OPTIONS, PROPAGATE_HELP, SOURCES
 from .run import Run, active_run, forget, set_active
 
 SOURCE_ITEMS = [("AUTO", "Automatic", "The named image or clip, else the editor's, else the panel's choice")] + SOURCES
@@ -55,6 +55,8 @@ class INSTMATT_OT_matte_people(bpy.types.Operator):
                            options=PATH_OPTIONS)
     overwrite: BoolProperty(name="Overwrite", description="Recompute frames that exist already")
     propagate: BoolProperty(name="Propagate From Keyframes", description=PROPAGATE_HELP)
+    carry_detections: BoolProperty(name="Carry Between Detections", description=CARRY_HELP)
+    detect_every: IntProperty(name="Detect Every", min=0, description=DETECT_EVERY_HELP + " (default: the panel's)")
     setup_compositor: BoolProperty(name="Example Set-up", default=True,
                                    description="Add the example compositor set-up")
 

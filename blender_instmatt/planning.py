@@ -16,7 +16,7 @@ import tempfile
 import bpy
 
 from . import mask_keys, masks, prefs, sources
-from .client import roto
+from .client import defaults, roto
 from .client.frames import shot_folder
 from .run import Run
 
@@ -103,6 +103,10 @@ def guidance_request(op, context, settings, run: Run) -> dict:
         if not path:
             raise PlanError("ID-image guidance needs a frame pattern of ID images")
         return {"kind": "index", "path": bpy.path.abspath(path)}
+    carry = op.carry_detections if _given(op, "carry_detections") else bool(getattr(settings, "carry_detections", False))
+    if carry:
+        every = op.detect_every if _given(op, "detect_every") else int(getattr(settings, "detect_every", defaults.DETECT_EVERY))
+        run.request["options"].update(propagate=True, detect_every=every)
     return {"kind": "detector"}
 
 

@@ -32,6 +32,10 @@ GUIDANCE = [
 PROPAGATE_HELP = ("Mask guidance: rasterise only the Mask's keyframes (shape keys, keyed layers) and let the "
                   "engine carry each person to the other frames; after editing a keyframe a re-run recomputes "
                   "only the frames it affects. Off, or keyed on every frame: the Mask guides every frame")
+CARRY_HELP = ("Detector guidance: run the detector only every few frames (and where someone is lost) and carry "
+              "the people between detections by optical flow: fewer detector runs, steadier masks. Off: the "
+              "detector runs on every frame")
+DETECT_EVERY_HELP = "Frames between detector runs when carrying (0: the first frame only)"
 
 # The matte EXRs' options (the engine's choices and defaults, client/defaults.py)
 _COMPRESSION_TEXT = {"zip": ("ZIP", "Lossless"), "piz": ("PIZ", "Lossless wavelet compression"),
@@ -50,6 +54,8 @@ class InstMattSceneSettings(bpy.types.PropertyGroup):
     mask: PointerProperty(name="Mask", type=bpy.types.Mask,
                           description="One mask layer per person, rasterised per frame")
     propagate: BoolProperty(name="Propagate From Keyframes", default=True, description=PROPAGATE_HELP)
+    carry_detections: BoolProperty(name="Carry Between Detections", default=False, description=CARRY_HELP)
+    detect_every: IntProperty(name="Detect Every", default=defaults.DETECT_EVERY, min=0, description=DETECT_EVERY_HELP)
     index_path: StringProperty(name="ID Images", subtype="FILE_PATH", options=PATH_OPTIONS,
                                description="Frame pattern of integer-ID images (# = one digit)")
     use_scene_range: BoolProperty(name="Scene Range", default=True,

@@ -33,9 +33,13 @@ def draw_panel(layout, context, editor: str) -> None:
         col.template_ID(settings, "mask", new="mask.new")
         if kind == "MASK":
             col.prop(settings, "propagate")
+        else:
+            _carry(col, settings)
     elif settings.guidance == "MASK":
         col.template_ID(settings, "mask", new="mask.new")
         col.prop(settings, "propagate")
+    elif settings.guidance == "DETECTOR":
+        _carry(col, settings)
     elif settings.guidance == "INDEX":
         col.prop(settings, "index_path", text="")
     col.separator()
@@ -129,3 +133,10 @@ def register():
 def unregister():
     if hasattr(bpy.types, "IMAGE_MT_image"):
         bpy.types.IMAGE_MT_image.remove(_image_menu)
+
+
+def _carry(col, settings) -> None:
+    """The detector's carry settings: detect every N frames, carried in between."""
+    col.prop(settings, "carry_detections")
+    if settings.carry_detections:
+        col.prop(settings, "detect_every")

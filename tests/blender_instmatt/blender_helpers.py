@@ -120,9 +120,11 @@ def operator_driver(addon, **props):
             self.reports = []
             self.properties = Props()
             for name in ("source", "image", "clip", "guidance", "mask", "index_path", "frame_start",
-                         "frame_end", "output", "overwrite", "propagate", "setup_compositor"):
+                         "frame_end", "output", "overwrite", "propagate", "carry_detections", "detect_every",
+                         "setup_compositor"):
                 default = {"source": "AUTO", "guidance": "AUTO", "frame_start": 0, "frame_end": 0,
-                           "overwrite": False, "propagate": False, "setup_compositor": True}.get(name, "")
+                           "overwrite": False, "propagate": False, "carry_detections": False, "detect_every": 0,
+                           "setup_compositor": True}.get(name, "")
                 setattr(self, name, props.get(name, default))
 
         def report(self, level, message):

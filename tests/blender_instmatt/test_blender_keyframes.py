@@ -168,3 +168,20 @@ def test_rasterising_then_the_engine_job_in_one_progress_bar(bpy, addon, fake_en
     assert any("frames" in s and "(6 frames from keyframes [2, 5])" in s for s in seen), seen
     people = "2 people: person_01 (Anna), person_02 (Ben)"
     assert ("INFO", f"InstMatt: 6 frames matted, {people}; propagated from Mask 'People' keyframes 2, 5") in op.reports
+
+
+def test_detector_carry_asks_the_engine_for_detector_keyframes(bpy, addon, fake_engine, scene, keyed):
+    op = operator_driver(addon, image=keyed.plate.name, guidance="DETECTOR")
+    op._run = op._begin(bpy.context)
+    assert op._run.request["guidance"] == {"kind": "detector"}
+    assert "propagate" not in op._run.request["options"]  # the panel's default: the detector on every frame
+    assert tick_until(bpy, op, lambda result: result != {"PASS_THROUGH"}) == {"FINISHED"}
+    scene.instmatt.carry_detections, scene.instmatt.detect_every = True, 5
+    op = operator_driver(addon, image=keyed.plate.name, guidance="DETECTOR", overwrite=True)
+    op._run = op._begin(bpy.context)
+    assert op._run.request["options"]["propagate"] is True and op._run.request["options"]["detect_every"] == 5
+    assert tick_until(bpy, op, lambda result: result != {"PASS_THROUGH"}) == {"FINISHED"}
+    op = operator_driver(addon, image=keyed.plate.name, guidance="DETECTOR", detect_every=0, overwrite=True)
+    op._run = op._begin(bpy.context)
+    assert op._run.request["options"]["detect_every"] == 0  # the caller's, over the panel's
+    assert tick_until(bpy, op, lambda result: result != {"PASS_THROUGH"}) == {"FINISHED"}
