@@ -49,6 +49,7 @@ COMPLETE_MATCH = 0.5  # IoU the carried shape's visible part needs with that par
 LOST_RATIO = 4.0  # an alignment residual this many times the person's first one means they are lost
 LOST_FLOOR = 8.0  # grey levels: a residual below this is never a loss (occlusion edges, lighting)
 FLOW_POINTS = 3000
+FLOW_SIDE = 640  # longest side the optical flow runs at: it only feeds a similarity fit per person
 ECC_MARGIN = 8  # pixels of context kept around a person's pixels when aligning them
 ECC_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 80, 1e-5)
 
@@ -224,8 +225,11 @@ class LayeredTracker:
     def _flows(previous: np.ndarray, current: np.ndarray):
         # made per step (cheap), so that a tracker can be copied to carry a keyframe both ways
         flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-        a = np.clip(previous, 0, 255).astype(np.uint8)
-        b = np.clip(current, 0, 255).astype(np.uint8)
+        scale = min(1.0, FLOW_SIDE / max(previous.shape))
+        a, b = (np.clip(g, 0, 255).astype(np.uint8) for g in (previous, current))
+        if scale < 1.0:
+            size = (max(1, round(a.shape[1] * scale)), max(1, round(a.shape[0] * scale)))
+            a, b = (cv2.resize(g, size, interpolation=cv2.INTER_AREA) for g in (a, b))
         return flow.calc(a, b, None), flow.calc(b, a, None)
 
     def _frame_motion(self, k: int, forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
@@ -387,20 +391,25 @@ def _bottom(extent: np.ndarray) -> int:
 
 def _fit_flow(forward: np.ndarray, backward: np.ndarray, region: np.ndarray) -> np.ndarray | None:
     """Similarity (previous -> current) fitted with RANSAC to the flow over ``region``'s
-    forward-backward-consistent pixels; None when too few are."""
+    forward-backward-consistent pixels; None when too few are. The flow may be at a
+    smaller size than the region (``FLOW_SIDE``): it is read there and scaled up."""
     ys, xs = np.nonzero(cv2.erode(region.astype(np.uint8), np.ones((5, 5), np.uint8)))
     if len(xs) < 50:
         return None
     pick = np.linspace(0, len(xs) - 1, min(len(xs), FLOW_POINTS)).astype(int)
     ys, xs = ys[pick], xs[pick]
-    src = np.stack([xs, ys], 1).astype(np.float32)
-    dst = src + forward[ys, xs]
     height, width = forward.shape[:2]
-    there = backward[np.clip(np.rint(dst[:, 1]).astype(int), 0, height - 1),
-                     np.clip(np.rint(dst[:, 0]).astype(int), 0, width - 1)]
-    consistent = np.abs(forward[ys, xs] + there).sum(axis=1) < 1.0
+    sx, sy = width / region.shape[1], height / region.shape[0]
+    fy = np.clip(((ys + 0.5) * sy).astype(int), 0, height - 1)
+    fx = np.clip(((xs + 0.5) * sx).astype(int), 0, width - 1)
+    step = forward[fy, fx]
+    there = backward[np.clip(np.rint(fy + step[:, 1]).astype(int), 0, height - 1),
+                     np.clip(np.rint(fx + step[:, 0]).astype(int), 0, width - 1)]
+    consistent = np.abs(step + there).sum(axis=1) < max(sx, sy)  # one full-size pixel
     if consistent.sum() < 30:
         return None
+    src = np.stack([xs, ys], 1).astype(np.float32)
+    dst = src + step / np.array([sx, sy], np.float32)
     fitted, _ = cv2.estimateAffinePartial2D(src[consistent], dst[consistent], method=cv2.RANSAC,
                                             ransacReprojThreshold=1.5)
     return None if fitted is None else fitted.astype(np.float32)
