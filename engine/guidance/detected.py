@@ -61,6 +61,7 @@ class DetectedPropagation(Guidance):
         self.looks: list = []  # per person: colour histogram (of their detections)
         self.next_number = 1
         self.detected: list[int] = []  # the frames the detector ran on
+        self._keyframe: dict[int, int] = {}  # frame -> the detection it was carried from
         self._before: dict[int, int | None] = {}
         self._at: int | None = None
         self._since = 0
@@ -79,7 +80,13 @@ class DetectedPropagation(Guidance):
         else:
             self._start(frame, rgb8)
         self._at = frame
+        self._keyframe[frame] = self.detected[-1] if self.detected else frame
         return Guide(self.tracker.masks(), list(self.numbers))
+
+    def record(self, frame: int) -> dict:
+        """For the frame's manifest: the detection its people were carried from (this frame
+        itself where the detector ran)."""
+        return {"source": "detector", "keyframe": self._keyframe.get(frame), "detected": frame in self.detected}
 
     def _start(self, frame: int, rgb8: np.ndarray) -> None:
         """Carry on from the mattes of the frame before when they are on disk, else detect afresh."""

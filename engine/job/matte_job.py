@@ -304,7 +304,7 @@ class MatteJob:
             "guidance": self.guidance.describe(),
             "settings": self.settings.manifest(),
         }
-        if getattr(self.guidance, "propagating", False):
+        if hasattr(self.guidance, "record"):  # where the frame's guidance came from
             manifest["propagation"] = self.guidance.record(frame)
         if guide.scores is not None:
             manifest["scores"] = {pid: round(float(guide.scores[k]), 4) for pid, k in zip(ids, present)}

@@ -95,7 +95,11 @@ def test_the_detector_as_keyframe_source(matte, tmp_path, keyed_shot, person_det
         manifest = read_manifest(_exr(out, frame))
         assert manifest["guidance"]["propagate"] is True and manifest["guidance"]["detect_every"] == 3
         assert manifest["settings"]["detect_every"] == 3
+        record = manifest["propagation"]
+        assert record["source"] == "detector" and record["keyframe"] <= frame
+        assert record["detected"] == (record["keyframe"] == frame)
         people[frame] = set(manifest["visible"])
+    assert read_manifest(_exr(out, 1))["propagation"] == {"source": "detector", "keyframe": 1, "detected": True}
     assert people[1]
     for frame in range(5, 9):
         _exr(out, frame).unlink()
