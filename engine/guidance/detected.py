@@ -1,9 +1,10 @@
 """The detector as keyframe source (``--propagate`` without ``--masks``).
 
 The detector finds the people on the first frame; :mod:`.layered` carries them from frame
-to frame. The detector runs again every ``detect_every`` frames (0: never on a schedule)
-and on any frame where the carry loses confidence (someone in view stopped aligning with
-the image, :meth:`LayeredTracker.lost`). Each frame it runs on becomes a keyframe:
+to frame. The detector runs again every ``detect_every`` frames (0: never on a schedule),
+on any frame where the carry loses confidence (someone in view no longer looks like
+themselves where they are placed, :meth:`LayeredTracker.lost`), and on every frame while
+nobody is carried (a shot that starts empty). Each frame it runs on becomes a keyframe:
 
 - its people are matched to the carried ones (Hungarian) by IoU with what shows of them
   and by the colours of their clothes, so the IDs hold: a pair needs an IoU of
@@ -75,7 +76,8 @@ class DetectedPropagation(Guidance):
             self.tracker.step(rgb8)
             self._since += 1
             self._leave_frame()
-            if (self.detect_every and self._since >= self.detect_every) or self.tracker.lost():
+            due = self.detect_every and self._since >= self.detect_every
+            if due or self.tracker.lost() or not self.numbers:  # nobody carried: look on every frame
                 self._detect(frame, rgb8)
         else:
             self._start(frame, rgb8)

@@ -106,7 +106,8 @@ class LayeredTracker:
         # feet lower = nearer; then larger = nearer (feet out of the frame); then the lower
         # number, so that masks never overlap before the image has a say
         rank = [(_bottom(e), int(e.sum()), -k) for k, e in enumerate(self.extents)]
-        self.front = np.array([[j != k and rank[j] > rank[k] for k in range(count)] for j in range(count)])
+        self.front = np.array([[j != k and rank[j] > rank[k] for k in range(count)] for j in range(count)],
+                              bool).reshape(count, count)
         self.visible = self._visible()
         self.frames = 0
 

@@ -117,3 +117,14 @@ def test_starting_mid_shot_carries_on_from_the_frame_before(clip):
     here, there = _owners([resumed], alphas[6:7])[0], _owners([whole[6]], alphas[6:7])[0]
     both = here.keys() & there.keys()
     assert len(both) >= 2 and all(here[n][0] == there[n][0] for n in both)
+
+
+def test_a_shot_that_starts_empty_is_searched_until_someone_comes(clip):
+    frames, alphas = clip
+    nobody_yet = {k: range(1, 4) for k in range(alphas.shape[1])}
+    detector = ClipDetector(frames, alphas, hidden=nobody_yet)
+    guides = _run(DetectedPropagation(detector, detect_every=0), frames)
+    assert [len(g.numbers) for g in guides[:3]] == [0, 0, 0]
+    assert detector.calls[:4] == [1, 2, 3, 4]  # every frame while nobody is carried
+    assert sorted(guides[3].numbers) == [1, 2, 3] and sorted(guides[-1].numbers) == [1, 2, 3]
+    assert len(detector.calls) < len(frames)  # then only when needed
