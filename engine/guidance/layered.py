@@ -17,9 +17,13 @@ one affine transform from the keyframe to the current frame. Per frame:
    keeps errors from adding up over the shot, and snaps a person back into place when
    they come out from behind someone. Below ``MIN_VISIBLE`` of their reference visible,
    the prediction stands.
-3. The person's whole extent is their keyframe mask moved by the transform (one
-   resampling, so edges do not blur over time); what is visible of them is their extent
-   minus everyone in front of them.
+3. The person's whole extent is their shape moved by the transform (one resampling, so
+   edges do not blur over time); what is visible of them is their extent minus everyone
+   in front of them. The shape is the keyframe mask, grown where the keyframe did not
+   show them: pixels of the frame before that nobody claimed, that came out beside
+   someone in front or in over the frame's edge, and that move clearly like this person
+   and not like the background or anyone else (the flow, checked against the image: it
+   spills over moving edges). Only the keyframe's pixels are used to align and order.
 4. Who is in front where two extents overlap: the person whose reference, moved, explains
    the overlap's pixels better; until the image says, the person whose feet are lower.
 
@@ -52,6 +56,17 @@ FLOW_POINTS = 3000
 FLOW_SIDE = 640  # longest side the optical flow runs at: it only feeds a similarity fit per person
 ECC_MARGIN = 8  # pixels of context kept around a person's pixels when aligning them
 ECC_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 80, 1e-5)
+GROW_MARGIN = 0.25  # of the frame's larger side: how far past the keyframe's edge a shape can grow
+GROW_BAND = 24  # pixels: how near someone in front of a person (or the frame's edge) their new pixels appear
+GROW_REACH = 0.5  # of the person's height: how far from their extent new pixels may be
+GROW_MATCH = 1.5  # pixels: a new pixel's flow is this near the motion of the pixels grown with it
+GROW_AGREE = 5.5  # pixels: their motion is this near the person's
+GROW_APART = 3.0  # pixels: and this far from the background's
+GROW_RIVAL = 2.5  # pixels: and this nearer it than anyone else's
+GROW_PIXELS = 40  # fewer new pixels than this in a piece: noise
+GROW_TEXTURE = 20.0  # mean grey gradient (Sobel, |x| + |y|) a pixel's 5x5 patch needs to grow on
+GROW_EDGE = 3  # pixels next to an extent (the person's, an occluder's) that never grow
+GROW_CONTRAST = 6.0  # grey levels: how much better than the background's motion a pixel's flow explains it
 
 
 def grey(rgb8: np.ndarray) -> np.ndarray:
@@ -78,9 +93,15 @@ def move(plane: np.ndarray, matrix: np.ndarray, shape: tuple[int, int]) -> np.nd
 
 
 class _Person:
-    def __init__(self, reference: np.ndarray, mask: np.ndarray):
+    def __init__(self, reference: np.ndarray, mask: np.ndarray, known: np.ndarray | None = None):
         self.reference = reference  # grey keyframe
-        self.mask = (np.asarray(mask) >= 0.5).astype(np.uint8)  # keyframe mask
+        mask = (np.asarray(mask) >= 0.5).astype(np.uint8)
+        # where the reference shows this person (alignment and depth order look only there)
+        self.known = mask.copy() if known is None else (np.asarray(known) >= 0.5).astype(np.uint8)
+        # their shape: the keyframe mask, grown where they are revealed; on a canvas larger
+        # than the frame, since they may come in over the keyframe's edge
+        self.margin = int(GROW_MARGIN * max(mask.shape))
+        self.mask = np.pad(mask, self.margin)
         self.transform = IDENTITY.copy()  # keyframe -> current frame
         self.motion = IDENTITY.copy()  # average motion per frame (previous -> current)
         self.measured = False
@@ -88,7 +109,13 @@ class _Person:
         self.first_fit = None  # the first one after the keyframe: how well this person can fit at all
 
     def extent(self, shape, transform: np.ndarray | None = None) -> np.ndarray:
-        return move(self.mask, self.transform if transform is None else transform, shape) >= 0.5
+        return move(self.mask, self.canvas(self.transform if transform is None else transform), shape) >= 0.5
+
+    def canvas(self, transform: np.ndarray) -> np.ndarray:
+        """``transform`` (keyframe -> frame) for the shape's canvas, which has the margin around the keyframe."""
+        out = transform.copy()
+        out[:, 2] -= out[:, :2] @ np.array([self.margin, self.margin], np.float32)
+        return out
 
 
 class LayeredTracker:
@@ -120,7 +147,7 @@ class LayeredTracker:
         takes the earlier reference: their shape and appearance, with this mask added, so
         that they come out whole when they step out from behind someone. The guidance of the
         keyframe itself stays its masks. Returns the people completed."""
-        masks = [p.mask.astype(bool) for p in self.people]
+        masks = [p.known.astype(bool) for p in self.people]  # on a keyframe: its masks
         completed = []
         for k, j in pairs:
             if not _partial(masks, k, earlier.extents[j]):
@@ -196,6 +223,7 @@ class LayeredTracker:
                              f"{self.shape[1]}x{self.shape[0]}")
         forward, backward = self._flows(self._grey, current)
         count = len(self.people)
+        before, shown, placed = [p.transform.copy() for p in self.people], self.visible, self.extents
         predicted = [compose(self._frame_motion(k, forward, backward), p.transform) for k, p in enumerate(self.people)]
         # who is in front is settled on the predicted places first: aligning someone who is
         # going behind another on pixels that are no longer theirs would drag them along
@@ -215,6 +243,9 @@ class LayeredTracker:
             person.transform = predicted[k] if corrected is None else corrected
             moved[k] = person.extent(self.shape)
         self.extents = [moved[k] for k in range(count)]
+        full = [_full_size(f, self.shape) for f in (forward, backward)]  # growth looks pixel by pixel
+        for k in self._grow(current, *full, before, shown, placed):
+            self.extents[k] = self.people[k].extent(self.shape)
         self._order(current, [p.transform for p in self.people])
         self.visible = self._visible()
         self._grey = current
@@ -253,7 +284,7 @@ class LayeredTracker:
         alignment explains the image worse than the prediction."""
         person = self.people[k]
         back = cv2.invertAffineTransform(predicted)
-        keep = person.mask.copy()
+        keep = person.known.copy()
         band = np.ones((2 * OCCLUDER_BAND + 1, 2 * OCCLUDER_BAND + 1), np.uint8)
         for j, extent in moved.items():
             if self.front[j, k]:  # an occluder's edge is only known to a few pixels
@@ -262,7 +293,7 @@ class LayeredTracker:
         keep &= (move(np.ones(self.shape, np.float32), back, self.shape) >= 0.99).astype(np.uint8)
         keep = cv2.erode(keep, np.ones((3, 3), np.uint8))
         count = int(keep.sum())
-        share = count / max(int(person.mask.sum()), 1)
+        share = count / max(int(person.known.sum()), 1)
         person.fit = None
         if count < MIN_PIXELS or share < MIN_SHIFT_VISIBLE:
             return None
@@ -277,6 +308,108 @@ class LayeredTracker:
         fit, before = (_residual(person.reference, current, t, region) for t in (aligned, predicted))
         person.fit = min(fit, before)
         return None if fit > before else aligned
+
+    def _grow(self, current, forward, backward, before, shown, placed) -> list[int]:
+        """Pixels of the previous frame that nobody claimed, revealed next to someone in front
+        of a person (or at the frame's edge), and that move with that person rather than with
+        the background: parts of them the keyframe did not show. They join the person's mask
+        (not their reference, which has no appearance there). Returns the people grown."""
+        height, width = self.shape
+        claimed = np.zeros(self.shape, bool)
+        for visible in shown:
+            claimed |= visible
+        xs, ys = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+        back = cv2.remap(backward, xs + forward[..., 0], ys + forward[..., 1], cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=(1e3, 1e3))
+        free = ~claimed & (np.abs(forward + back).sum(axis=2) < 1.0)
+        disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * GROW_BAND + 1, 2 * GROW_BAND + 1))
+        near = cv2.dilate(claimed.astype(np.uint8), disk) > 0
+        background = _fit_flow(forward, backward, free & ~near)
+        if background is None:  # nothing to tell the background's motion from a person's
+            return []
+        # the flow spills a few pixels over a moving person's edge onto the background: a
+        # pixel counts as moving only if its flow explains the image better than the
+        # background's motion does
+        previous = self._grey
+        along = cv2.remap(current, xs + forward[..., 0], ys + forward[..., 1], cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+        still = cv2.warpAffine(current, background, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                               borderMode=cv2.BORDER_REPLICATE)
+        free &= cv2.blur(np.abs(still - previous), (3, 3)) > cv2.blur(np.abs(along - previous), (3, 3)) + GROW_CONTRAST
+        # and only where there is texture to tell (a flat patch fits any motion)
+        gx, gy = cv2.Sobel(previous, cv2.CV_32F, 1, 0), cv2.Sobel(previous, cv2.CV_32F, 0, 1)
+        free &= cv2.blur(np.abs(gx) + np.abs(gy), (5, 5)) > GROW_TEXTURE
+        band = np.ones((2 * GROW_EDGE + 1, 2 * GROW_EDGE + 1), np.uint8)
+        close = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (4 * GROW_EDGE + 3, 4 * GROW_EDGE + 3))
+        edge = np.ones(self.shape, bool)
+        edge[GROW_BAND:-GROW_BAND, GROW_BAND:-GROW_BAND] = False
+        steps = [compose(p.transform, cv2.invertAffineTransform(b)) for p, b in zip(self.people, before)]
+        grown = []
+        for k, person in enumerate(self.people):
+            rows, cols = np.nonzero(placed[k].any(axis=1))[0], np.nonzero(placed[k].any(axis=0))[0]
+            if not len(rows):
+                continue
+            front = np.zeros(self.shape, np.uint8)
+            for j in range(len(self.people)):
+                if self.front[j, k]:
+                    front |= placed[j].astype(np.uint8)
+            # right at an edge (the person's own, or an occluder's) the patch holds the edge,
+            # which moves with them
+            where = free & (edge | (cv2.dilate(front, disk) > 0)) & ~(cv2.dilate(front | placed[k].astype(np.uint8), band) > 0)
+            reach = int(GROW_REACH * (rows[-1] - rows[0] + 1))
+            inside = np.zeros(self.shape, bool)
+            inside[max(rows[0] - reach, 0):rows[-1] + reach + 1, max(cols[0] - reach, 0):cols[-1] + reach + 1] = True
+            py, px = np.nonzero(where & inside)
+            points = np.stack([px, py], 1).astype(np.float32)
+            flow = forward[py, px]
+            # a pixel that lands on someone else has gone behind them, not come out; a still
+            # one that someone walks over now can't be told from a part of them
+            others = np.zeros(self.shape, bool)
+            for j in range(len(self.people)):
+                if j != k:
+                    others |= self.extents[j]
+            there = np.rint(points + flow).astype(int)
+            keep = (there[:, 0] >= 0) & (there[:, 0] < width) & (there[:, 1] >= 0) & (there[:, 1] < height)
+            keep[keep] = ~others[there[keep, 1], there[keep, 0]]
+            still = np.rint(points + _displacement(background, points)).astype(int)
+            inside = (still[:, 0] >= 0) & (still[:, 0] < width) & (still[:, 1] >= 0) & (still[:, 1] < height)
+            keep[inside] &= ~(others | self.extents[k])[still[inside, 1], still[inside, 0]]
+            py, px, points, flow = py[keep], px[keep], points[keep], flow[keep]
+            if len(px) < GROW_PIXELS:
+                continue
+            error = [np.linalg.norm(flow - _displacement(m, points), axis=1) for m in steps]
+            apart = np.linalg.norm(flow - _displacement(background, points), axis=1)
+            # the pixel goes to whoever it moves clearly most like: beside someone in front
+            # who moves alike, it may be their hair or a soft edge as well as who comes out
+            rival = np.full(len(px), np.inf, np.float32)
+            for j in range(len(self.people)):
+                if j != k:
+                    rival = np.minimum(rival, error[j])
+            like = (error[k] < GROW_AGREE) & (apart > error[k] + GROW_APART) & (rival > error[k] + GROW_RIVAL)
+            if like.sum() < GROW_PIXELS:
+                continue
+            # the revealed part moves as one: its own motion, fitted, picks its pixels
+            fitted, _ = cv2.estimateAffinePartial2D(points[like], points[like] + flow[like],
+                                                    method=cv2.RANSAC, ransacReprojThreshold=1.0)
+            if fitted is None:
+                continue
+            pick = (np.linalg.norm(flow - _displacement(fitted.astype(np.float32), points), axis=1) < GROW_MATCH) & like
+            new = np.zeros(self.shape, np.uint8)
+            new[py[pick], px[pick]] = 1
+            new = cv2.morphologyEx(new, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+            pieces, labels, stats, _ = cv2.connectedComponentsWithStats(new, connectivity=8)
+            new = np.isin(labels, [i for i in range(1, pieces) if stats[i, cv2.CC_STAT_AREA] >= GROW_PIXELS])
+            if not new.any():
+                continue
+            free &= ~new
+            mine = move(new.astype(np.float32), cv2.invertAffineTransform(person.canvas(before[k])),
+                        person.mask.shape) >= 0.5
+            # the gaps left (flat patches, the edge band) are closed, near the new pixels only
+            grown_mask = person.mask | mine.astype(np.uint8)
+            closed = cv2.morphologyEx(grown_mask, cv2.MORPH_CLOSE, close)
+            person.mask = grown_mask | (closed & cv2.dilate(mine.astype(np.uint8), close))
+            grown.append(k)
+        return grown
 
     # -- who is in front ----------------------------------------------------------------------
     def _order(self, current: np.ndarray, transforms: list[np.ndarray]) -> None:
@@ -298,7 +431,7 @@ class LayeredTracker:
     def _residual(self, k: int, current: np.ndarray, region: np.ndarray, transform: np.ndarray) -> float:
         """Mean grey difference between person k's reference, moved, and this frame over ``region``."""
         person = self.people[k]
-        inside = region & (move(person.mask, transform, self.shape) >= 0.99)
+        inside = region & (move(person.known, transform, self.shape) >= 0.99)
         return _residual(person.reference, current, transform, inside) if inside.sum() > 30 else float("inf")
 
     def _visible(self) -> list[np.ndarray]:
@@ -374,10 +507,25 @@ def _completed(source: _Person, mask: np.ndarray, shape) -> _Person:
     """``source`` (carried onto this frame) with ``mask`` added to their shape: their
     reference, place and steady motion."""
     here = move(mask.astype(np.float32), cv2.invertAffineTransform(source.transform), shape) >= 0.5
-    person = _Person(source.reference, source.mask.astype(bool) | here)
+    person = _Person(source.reference, here, source.known.astype(bool) | here)
+    person.mask |= source.mask
     person.transform = source.transform.copy()
     person.motion, person.measured = source.motion.copy(), source.measured
     return person
+
+
+def _full_size(flow: np.ndarray, shape) -> np.ndarray:
+    """A flow computed at a smaller size (``FLOW_SIDE``), resized and scaled to ``shape``."""
+    height, width = flow.shape[:2]
+    if (height, width) == tuple(shape):
+        return flow
+    scale = np.array([shape[1] / width, shape[0] / height], np.float32)
+    return cv2.resize(flow, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR) * scale
+
+
+def _displacement(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Where ``matrix`` moves each (x, y) of ``points``, less where they are."""
+    return points @ matrix[:, :2].T + matrix[:, 2] - points
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:

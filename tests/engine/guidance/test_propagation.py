@@ -61,6 +61,25 @@ def test_people_keep_their_ids_through_an_occlusion():
     assert hidden_seen  # person 2 was fully hidden and came back in their own layer
 
 
+def test_someone_coming_in_over_the_frame_edge_is_grown_whole():
+    def scene(t):
+        image = _texture(0, 120, 240).copy()
+        alpha = np.zeros((1, 120, 240), np.float32)
+        left = -36 + 4 * t  # half out of the frame at the keyframe, all in from t = 9
+        patch = _texture(11, 50, 72)[:, max(-left, 0):]
+        image[40:90, max(left, 0):max(left, 0) + patch.shape[1]] = patch
+        alpha[0, 40:90, max(left, 0):max(left, 0) + patch.shape[1]] = 1.0
+        return image, alpha
+
+    image, alpha = scene(0)
+    tracker = LayeredTracker(image, alpha)
+    for t in range(1, 16):
+        image, alpha = scene(t)
+        mask = tracker.step(image)[0] >= 0.5
+    assert _iou(mask, alpha[0]) > 0.85  # the keyframe showed half of them (0.5 if none grew)
+    assert (mask & (alpha[0] < 0.5)).sum() < 100  # and the still background did not join them
+
+
 def test_tracker_rejects_frames_of_another_size():
     image, alphas = _scene(0)
     tracker = LayeredTracker(image, alphas)
