@@ -16,7 +16,9 @@ one affine transform from the keyframe to the current frame. Per frame:
    are aligned with this frame. Aligning with the keyframe rather than the frame before
    keeps errors from adding up over the shot, and snaps a person back into place when
    they come out from behind someone. Below ``MIN_VISIBLE`` of their reference visible,
-   the prediction stands.
+   only the shift is aligned. When the result fits the image far worse than the person
+   fitted after their keyframe (ECC caught in a wrong optimum a few pixels off), shifts
+   around the prediction are tried on a grid and ECC runs again from the best.
 3. The person's whole extent is their shape moved by the transform (one resampling, so
    edges do not blur over time); what is visible of them is their extent minus everyone
    in front of them. The shape is the keyframe mask, grown where the keyframe did not
@@ -50,6 +52,9 @@ ORDER_MARGIN = 2.0  # grey levels: how much better one person must explain the o
 MOTION_MEMORY = 0.5  # weight of the past in the average motion
 COMPLETE_BELOW = 0.8  # a keyframe mask under this share of the person's carried shape is partial
 COMPLETE_MATCH = 0.5  # IoU the carried shape's visible part needs with that partial mask
+RETRY_RATIO = 2.5  # a residual this many times the person's first one: align from a second start
+RETRY_FLOOR = 5.0  # grey levels: never below this
+RETRY_SHIFTS = (-8, -4, 0, 4, 8)  # pixels: the grid of shifts tried then, each way
 LOST_RATIO = 4.0  # an alignment residual this many times the person's first one means they are lost
 LOST_FLOOR = 8.0  # grey levels: a residual below this is never a loss (occlusion edges, lighting)
 FLOW_POINTS = 3000
@@ -233,6 +238,7 @@ class LayeredTracker:
         for k in sorted(range(count), key=lambda k: -int(self.front[k].sum())):  # front first
             person = self.people[k]
             corrected = self._align(k, current, predicted[k], moved)
+            start, corrected = self._second_start(k, current, predicted[k], corrected, moved)
             if corrected is not None:
                 step = compose(corrected, cv2.invertAffineTransform(person.transform))
                 person.motion = step if not person.measured else \
@@ -240,7 +246,7 @@ class LayeredTracker:
                 person.measured = True
             if person.first_fit is None:
                 person.first_fit = person.fit
-            person.transform = predicted[k] if corrected is None else corrected
+            person.transform = start if corrected is None else corrected
             moved[k] = person.extent(self.shape)
         self.extents = [moved[k] for k in range(count)]
         full = [_full_size(f, self.shape) for f in (forward, backward)]  # growth looks pixel by pixel
@@ -251,6 +257,31 @@ class LayeredTracker:
         self._grey = current
         self.frames += 1
         return self.masks()
+
+    def _second_start(self, k, current, predicted, corrected, moved):
+        """(start, corrected) for person k. When the image fits them far worse than it fit
+        them after their keyframe, the alignment has slipped into a wrong optimum (a start
+        a few pixels off, on a person who bobs as they walk): the shifts around the start
+        are tried on a grid, and they are aligned once more from the best; the result that
+        fits the image better is kept."""
+        person = self.people[k]
+        fit, usual = person.fit, person.first_fit
+        if fit is None or usual is None or fit <= max(RETRY_RATIO * usual, RETRY_FLOOR):
+            return predicted, corrected
+        region = move(person.known, predicted, self.shape) >= 0.99
+        for j, extent in moved.items():
+            if self.front[j, k]:
+                region &= ~extent
+        if region.sum() < MIN_PIXELS:
+            return predicted, corrected
+        shifts = [(dx, dy) for dx in RETRY_SHIFTS for dy in RETRY_SHIFTS]
+        fits = [_residual(person.reference, current, _shifted(predicted, dx, dy), region) for dx, dy in shifts]
+        start = _shifted(predicted, *shifts[int(np.argmin(fits))])
+        again = self._align(k, current, start, moved)
+        if person.fit is not None and person.fit < fit:
+            return start, again
+        person.fit = fit
+        return predicted, corrected
 
     # -- motion -------------------------------------------------------------------------------
     @staticmethod
@@ -512,6 +543,12 @@ def _completed(source: _Person, mask: np.ndarray, shape) -> _Person:
     person.transform = source.transform.copy()
     person.motion, person.measured = source.motion.copy(), source.measured
     return person
+
+
+def _shifted(matrix: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    out = matrix.copy()
+    out[:, 2] += (dx, dy)
+    return out
 
 
 def _full_size(flow: np.ndarray, shape) -> np.ndarray:

@@ -13,14 +13,14 @@ import pytest
 from engine.guidance.tracking import mask_iou
 
 
-@pytest.fixture(scope="module")
-def walkers(shared_data, repo_root):
+@pytest.fixture(scope="module", params=[0, 1], ids=["seed0", "seed1"])
+def walkers(request, shared_data, repo_root):
     spec = importlib.util.spec_from_file_location("bench_propagation", repo_root / "scripts" / "bench_propagation.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    (frames, alphas), what = bench.make_clip(24, 0, 360, 640)
+    (frames, alphas), what = bench.make_clip(24, request.param, 360, 640)
     assert what.startswith("real people")
-    return bench, frames, alphas >= 0.5
+    return request.param, bench, frames, alphas >= 0.5
 
 
 def _score(guides, truth):
@@ -37,11 +37,16 @@ def _score(guides, truth):
     return float(np.mean(ious)), switches
 
 
-@pytest.mark.parametrize(("keyframes", "at_least"), [([0], 0.83), ([0, 23], 0.89), ([0, 12], 0.83)])
-def test_keyframes_carried_through_real_walkers(walkers, keyframes, at_least):
-    bench, frames, truth = walkers
+# measured: seed 0 0.855 / 0.922 / 0.857, seed 1 0.971 / 0.965 / 0.972
+AT_LEAST = {0: {(0,): 0.84, (0, 23): 0.91, (0, 12): 0.84}, 1: {(0,): 0.95, (0, 23): 0.95, (0, 12): 0.95}}
+
+
+@pytest.mark.parametrize("keyframes", [[0], [0, 23], [0, 12]])
+def test_keyframes_carried_through_real_walkers(walkers, keyframes):
+    seed, bench, frames, truth = walkers
+    at_least = AT_LEAST[seed][tuple(keyframes)]
     mean_iou, switches = _score(bench.propagated(frames, truth, keyframes), truth)
-    held, _ = _score([(truth[0].astype(np.float32), [1, 2, 3])] * len(frames), truth)
+    held, _ = _score([(truth[0].astype(np.float32), list(range(1, len(truth[0]) + 1)))] * len(frames), truth)
     assert switches == 0
     assert mean_iou >= at_least, f"guidance IoU {mean_iou:.3f} with keyframes {keyframes}"
     assert mean_iou > held + 0.3  # the frame-1 masks held still, for scale
