@@ -52,6 +52,7 @@ ORDER_MARGIN = 2.0  # grey levels: how much better one person must explain the o
 MOTION_MEMORY = 0.5  # weight of the past in the average motion
 COMPLETE_BELOW = 0.8  # a keyframe mask under this share of the person's carried shape is partial
 COMPLETE_MATCH = 0.5  # IoU the carried shape's visible part needs with that partial mask
+COMPLETE_OUTSIDE = 0.1  # or this share of their carried shape out of the frame: partial too
 RETRY_RATIO = 2.5  # a residual this many times the person's first one: align from a second start
 RETRY_FLOOR = 5.0  # grey levels: never below this
 RETRY_SHIFTS = (-8, -4, 0, 4, 8)  # pixels: the grid of shifts tried then, each way
@@ -148,14 +149,15 @@ class LayeredTracker:
 
         ``earlier`` is the tracker of an earlier keyframe carried onto this frame, ``pairs``
         (person here, same person there). A person whose mask here is much smaller than their
-        carried shape, and whose carried shape (minus the others here) matches that mask,
+        carried shape, or who is partly out of the frame here, and whose carried shape (minus
+        the others here) matches that mask,
         takes the earlier reference: their shape and appearance, with this mask added, so
         that they come out whole when they step out from behind someone. The guidance of the
         keyframe itself stays its masks. Returns the people completed."""
         masks = [p.known.astype(bool) for p in self.people]  # on a keyframe: its masks
         completed = []
         for k, j in pairs:
-            if not _partial(masks, k, earlier.extents[j]):
+            if not _partial(masks, k, earlier.extents[j], _outside(earlier.people[j], self.shape)):
                 continue
             self.people[k] = _completed(earlier.people[j], masks[k], self.shape)
             self.extents[k] = self.people[k].extent(self.shape) | masks[k]
@@ -524,14 +526,22 @@ def _residual(reference, current, transform, region) -> float:
     return float(np.abs(moved - current)[region].mean()) if region.any() else float("inf")
 
 
-def _partial(masks: list[np.ndarray], k: int, carried: np.ndarray) -> bool:
-    """Person k's mask shows only part of their carried shape: much smaller, and matching
-    what of that shape the others' masks leave."""
+def _partial(masks: list[np.ndarray], k: int, carried: np.ndarray, outside: float = 0.0) -> bool:
+    """Person k's mask shows only part of their carried shape: much smaller (or ``outside``,
+    the share of that shape out of the frame, is large), and matching what of that shape
+    the others' masks leave."""
     others = np.zeros(carried.shape, bool)
     for m, mask in enumerate(masks):
         if m != k:
             others |= mask
-    return masks[k].sum() < COMPLETE_BELOW * carried.sum() and _iou(carried & ~others, masks[k]) >= COMPLETE_MATCH
+    part = masks[k].sum() < COMPLETE_BELOW * carried.sum() or outside >= COMPLETE_OUTSIDE
+    return part and _iou(carried & ~others, masks[k]) >= COMPLETE_MATCH
+
+
+def _outside(person: _Person, shape) -> float:
+    """The share of the person's whole shape, where it is carried, that lies out of the frame."""
+    whole = float(person.mask.sum()) * abs(float(np.linalg.det(person.transform[:, :2])))
+    return max(0.0, 1.0 - float(person.extent(shape).sum()) / whole) if whole else 0.0
 
 
 def _completed(source: _Person, mask: np.ndarray, shape) -> _Person:

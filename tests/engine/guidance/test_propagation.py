@@ -120,3 +120,30 @@ def test_a_keyframe_that_shows_someone_in_part_is_completed_from_the_one_before(
         with_shape, sliver = completed.step(image), plain.step(image)
     assert _iou(with_shape[1], alphas[1]) > 0.9
     assert _iou(sliver[1], alphas[1]) < 0.6
+
+
+def test_a_keyframe_with_someone_partly_out_of_the_frame_is_completed_from_the_one_before():
+    """Keyframe 2 shows person 0 half out of the frame; completed from keyframe 1 (where they
+    were whole), they come back in whole when carried backward from it."""
+    def scene(t):
+        image = _texture(0, 120, 240).copy()
+        alpha = np.zeros((1, 120, 240), np.float32)
+        left = 150 + 4 * t  # all in the frame up to t = 4, 40 % out at t = 12
+        patch = _texture(11, 50, 72)[:, :max(240 - left, 0)]
+        image[40:90, left:left + patch.shape[1]] = patch
+        alpha[0, 40:90, left:left + patch.shape[1]] = 1.0
+        return image, alpha
+
+    first = LayeredTracker(*scene(0))
+    for t in range(1, 13):
+        first.step(scene(t)[0])
+    plain, completed = LayeredTracker(*scene(12)), LayeredTracker(*scene(12))
+    assert completed.complete(first, [(0, 0)]) == [0]
+    assert np.array_equal(completed.masks(), plain.masks())  # the keyframe's guidance is its masks
+    completed.reverse()
+    plain.reverse()
+    for t in range(11, 1, -1):
+        image, alpha = scene(t)
+        whole, cut = completed.step(image)[0], plain.step(image)[0]
+    assert _iou(whole, alpha[0]) > 0.9
+    assert _iou(whole, alpha[0]) > _iou(cut, alpha[0]) + 0.05
