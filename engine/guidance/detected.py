@@ -61,7 +61,7 @@ class DetectedPropagation(Guidance):
         self.misses: list[int] = []
         self.looks: list = []  # per person: colour histogram (of their detections)
         self.next_number = 1
-        self.detected: list[int] = []  # the frames the detector ran on
+        self._detection: int | None = None  # the frame the detector last ran on
         self._keyframe: dict[int, int] = {}  # frame -> the detection it was carried from
         self._before: dict[int, int | None] = {}
         self._at: int | None = None
@@ -82,13 +82,14 @@ class DetectedPropagation(Guidance):
         else:
             self._start(frame, rgb8)
         self._at = frame
-        self._keyframe[frame] = self.detected[-1] if self.detected else frame
+        self._keyframe[frame] = self._detection
         return Guide(self.tracker.masks(), list(self.numbers))
 
     def record(self, frame: int) -> dict:
         """For the frame's manifest: the detection its people were carried from (this frame
         itself where the detector ran)."""
-        return {"source": "detector", "keyframe": self._keyframe.get(frame), "detected": frame in self.detected}
+        keyframe = self._keyframe.get(frame)
+        return {"source": "detector", "keyframe": keyframe, "detected": keyframe == frame}
 
     def _start(self, frame: int, rgb8: np.ndarray) -> None:
         """Carry on from the mattes of the frame before when they are on disk, else detect afresh."""
@@ -111,8 +112,7 @@ class DetectedPropagation(Guidance):
         self.misses = [0] * len(masks)
         self.looks = colour_histograms(rgb8, small_masks(masks, WORK_SIDE))
         self.next_number += len(masks)
-        self.detected.append(frame)
-        self._since = 0
+        self._detection, self._since = frame, 0
 
     def _detect(self, frame: int, rgb8: np.ndarray) -> None:
         """Run the detector here and make this frame a keyframe (the rules in the module's text)."""
@@ -138,13 +138,12 @@ class DetectedPropagation(Guidance):
         fresh = [d for d in range(len(masks)) if d not in taken and not self._covered(masks[d])]
         new = [masks[d] for d in fresh]
         self.tracker.rekey({k: masks[d] for k, d in matched.items()}, new, leave)
-        stay = [k for k in range(len(self.numbers)) if k not in leave]
-        self.numbers = [self.numbers[k] for k in stay] + list(range(self.next_number, self.next_number + len(new)))
-        self.misses = [self.misses[k] for k in stay] + [0] * len(new)
-        self.looks = [self.looks[k] for k in stay] + [looks[d] for d in fresh]
+        self._drop(leave)
+        self.numbers += list(range(self.next_number, self.next_number + len(new)))
+        self.misses += [0] * len(new)
+        self.looks += [looks[d] for d in fresh]
         self.next_number += len(new)
-        self.detected.append(frame)
-        self._since = 0
+        self._detection, self._since = frame, 0
 
     def _findable(self, k: int) -> float:
         """Pixels of person k that must show for the detector to be expected to find them:
@@ -182,9 +181,14 @@ class DetectedPropagation(Guidance):
         gone = [k for k, extent in enumerate(self.tracker.extents) if extent.sum() < MIN_PIXELS]
         if gone:
             self.tracker.rekey({}, [], gone)
-            self.numbers = [n for k, n in enumerate(self.numbers) if k not in gone]
-            self.misses = [m for k, m in enumerate(self.misses) if k not in gone]
-            self.looks = [h for k, h in enumerate(self.looks) if k not in gone]
+            self._drop(gone)
+
+    def _drop(self, people: list[int]) -> None:
+        """Forget the numbers, misses and looks of ``people`` (the tracker has let them go)."""
+        stay = [k for k in range(len(self.numbers)) if k not in set(people)]
+        self.numbers = [self.numbers[k] for k in stay]
+        self.misses = [self.misses[k] for k in stay]
+        self.looks = [self.looks[k] for k in stay]
 
     def describe(self) -> dict:
         return {**self.detector.describe(), "propagate": True, "detect_every": self.detect_every}

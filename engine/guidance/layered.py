@@ -136,9 +136,7 @@ class LayeredTracker:
         self.people = [_Person(self._grey, m) for m in masks]
         count = len(self.people)
         self.extents = [p.extent(self.shape) for p in self.people]
-        # feet lower = nearer; then larger = nearer (feet out of the frame); then the lower
-        # number, so that masks never overlap before the image has a say
-        rank = [(_bottom(e), int(e.sum()), -k) for k, e in enumerate(self.extents)]
+        rank = _depth_rank(self.extents)
         self.front = np.array([[j != k and rank[j] > rank[k] for k in range(count)] for j in range(count)],
                               bool).reshape(count, count)
         self.visible = self._visible()
@@ -188,8 +186,8 @@ class LayeredTracker:
         self.people = [self.people[k] for k in stay] + [_Person(self._grey, m) for m in new]
         self.extents = [self.extents[k] for k in stay] + [np.asarray(m) >= 0.5 for m in new]
         self.front = front
-        rank = [(_bottom(e), int(e.sum()), -k) for k, e in enumerate(self.extents)]
-        for k in range(len(stay), count):  # a newcomer: feet lower = nearer, until the image says
+        rank = _depth_rank(self.extents)
+        for k in range(len(stay), count):  # a newcomer: ranked as on a keyframe, until the image says
             for j in range(count):
                 if j != k:
                     self.front[k, j], self.front[j, k] = rank[k] > rank[j], rank[j] > rank[k]
@@ -197,8 +195,7 @@ class LayeredTracker:
         for i, k in enumerate(stay):
             if k in given:
                 self._hidden_behind(i, shown)
-        self.visible = [np.logical_and.reduce([m] + [~shown[j] for j in range(count) if self.front[j, k]])
-                        for k, m in enumerate(shown)]
+        self.visible = self._visible(shown)
 
     def lost(self) -> bool:
         """True when the carry has lost confidence: someone in view no longer looks like their
@@ -467,11 +464,13 @@ class LayeredTracker:
         inside = region & (move(person.known, transform, self.shape) >= 0.99)
         return _residual(person.reference, current, transform, inside) if inside.sum() > 30 else float("inf")
 
-    def _visible(self) -> list[np.ndarray]:
+    def _visible(self, shapes: list[np.ndarray] | None = None) -> list[np.ndarray]:
+        """Each person's ``shapes`` (default: their extents) minus everyone in front of them."""
+        shapes = self.extents if shapes is None else shapes
         out = []
-        for k, extent in enumerate(self.extents):
+        for k, extent in enumerate(shapes):
             visible = extent.copy()
-            for j, other in enumerate(self.extents):
+            for j, other in enumerate(shapes):
                 if self.front[j, k]:
                     visible &= ~other
             out.append(visible)
@@ -578,6 +577,12 @@ def _displacement(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
     union = (a | b).sum()
     return float((a & b).sum() / union) if union else 0.0
+
+
+def _depth_rank(extents: list[np.ndarray]) -> list[tuple]:
+    """Who is nearer before the image has a say: feet lower; then larger (feet out of the
+    frame); then the lower number, so that masks never overlap."""
+    return [(_bottom(e), int(e.sum()), -k) for k, e in enumerate(extents)]
 
 
 def _bottom(extent: np.ndarray) -> int:
