@@ -47,12 +47,21 @@ def main(argv=None) -> int:
     parser.add_argument("--frames", default="24,48")
     parser.add_argument("--size", default="640x360")
     parser.add_argument("--per-frame", action="store_true", help="print each frame's IoU per person")
+    parser.add_argument("--figures", action="store_true",
+                        help="generated walking figures (limbs swing: non-rigid) instead of the real people")
+    parser.add_argument("--pace", type=float, default=0.35, help="the figures' walk cycle (0.35: a real walk at 25 fps)")
     args = parser.parse_args(argv)
     cv2.setNumThreads(1)
     width, height = (int(v) for v in args.size.lower().split("x"))
     for count in (int(v) for v in args.frames.split(",")):
         for seed in (int(v) for v in args.seeds.split(",")):
-            (frames, alphas), _ = make_clip(count, seed, height, width)
+            if args.figures:
+                from engine.data.figures import make_clip as figures_clip
+
+                frames, alphas = figures_clip(frames=count, height=height, width=width, people=3, seed=seed,
+                                             pace=args.pace)
+            else:
+                (frames, alphas), _ = make_clip(count, seed, height, width)
             masks = alphas >= 0.5
             line = []
             for keys in ([0], [0, count // 2], [0, count - 1]):

@@ -9,8 +9,8 @@ one affine transform from the keyframe to the current frame. Per frame:
 
 1. Predict the transform: the person's motion between the last two frames, fitted
    (RANSAC, similarity) to the forward-backward-consistent DIS flow over their visible
-   pixels; while they are mostly hidden, their recent average motion (people walking
-   behind others come out where a steady walk takes them).
+   pixels; while they are mostly hidden, their recent average motion, its bob and scale
+   change eased out (people walking behind others come out where a walk takes them).
 2. Correct it against the keyframe (ECC, affine, projected onto a similarity): the
    reference pixels that stay visible (not under someone in front, inside the frame)
    are aligned with this frame. Aligning with the keyframe rather than the frame before
@@ -20,12 +20,10 @@ one affine transform from the keyframe to the current frame. Per frame:
    fitted after their keyframe (ECC caught in a wrong optimum a few pixels off), shifts
    around the prediction are tried on a grid and ECC runs again from the best.
 3. The person's whole extent is their shape moved by the transform (one resampling, so
-   edges do not blur over time); what is visible of them is their extent minus everyone
-   in front of them. The shape is the keyframe mask, grown where the keyframe did not
-   show them: pixels of the frame before that nobody claimed, that came out beside
-   someone in front or in over the frame's edge, and that move clearly like this person
-   and not like the background or anyone else (the flow, checked against the image: it
-   spills over moving edges). Only the keyframe's pixels are used to align and order.
+   edges do not blur over time), minus everyone in front of them. The shape is the
+   keyframe mask, its rows cut by the frame's edge continued a little past it (feet
+   below the frame show as a person bobs up), and grown where the keyframe did not show
+   them (:mod:`.growth`). Only the keyframe's pixels are used to align and order.
 4. Who is in front where two extents overlap: the person whose reference, moved, explains
    the overlap's pixels better; until the image says, the person whose feet are lower.
 
@@ -39,7 +37,25 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], np.float32)
+from .geometry import (
+    IDENTITY,
+    centre_of,
+    compose,
+    continued,
+    eased,
+    ecc,
+    ecc_shift,
+    fit_flow,
+    flows,
+    full_size,
+    grey,
+    move,
+    nearest_similarity,
+    residual,
+    shifted,
+)
+from .growth import grow
+
 MIN_VISIBLE = 0.6  # share of the reference visible below which only the shift is measured
 MIN_SHIFT_VISIBLE = 0.1  # below this share of the reference visible the motion is predicted
 OCCLUDER_BAND = 3  # pixels around someone in front that are not used to align the person behind
@@ -58,44 +74,9 @@ RETRY_FLOOR = 5.0  # grey levels: never below this
 RETRY_SHIFTS = (-8, -4, 0, 4, 8)  # pixels: the grid of shifts tried then, each way
 LOST_RATIO = 4.0  # an alignment residual this many times the person's first one means they are lost
 LOST_FLOOR = 8.0  # grey levels: a residual below this is never a loss (occlusion edges, lighting)
-FLOW_POINTS = 3000
-FLOW_SIDE = 640  # longest side the optical flow runs at: it only feeds a similarity fit per person
-ECC_MARGIN = 8  # pixels of context kept around a person's pixels when aligning them
-ECC_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 80, 1e-5)
+CONTINUE = 0.03  # of the frame's height: how far a shape cut by the frame's edge goes on past it
+BLIND_EASE = 0.5  # how much of the vertical, turning and scaling motion a blind frame keeps
 GROW_MARGIN = 0.25  # of the frame's larger side: how far past the keyframe's edge a shape can grow
-GROW_BAND = 24  # pixels: how near someone in front of a person (or the frame's edge) their new pixels appear
-GROW_REACH = 0.5  # of the person's height: how far from their extent new pixels may be
-GROW_MATCH = 1.5  # pixels: a new pixel's flow is this near the motion of the pixels grown with it
-GROW_AGREE = 5.5  # pixels: their motion is this near the person's
-GROW_APART = 3.0  # pixels: and this far from the background's
-GROW_RIVAL = 2.5  # pixels: and this nearer it than anyone else's
-GROW_PIXELS = 40  # fewer new pixels than this in a piece: noise
-GROW_TEXTURE = 20.0  # mean grey gradient (Sobel, |x| + |y|) a pixel's 5x5 patch needs to grow on
-GROW_EDGE = 3  # pixels next to an extent (the person's, an occluder's) that never grow
-GROW_CONTRAST = 6.0  # grey levels: how much better than the background's motion a pixel's flow explains it
-
-
-def grey(rgb8: np.ndarray) -> np.ndarray:
-    """Lightly blurred float grey image (ECC and the residuals work on it)."""
-    g = cv2.cvtColor(np.ascontiguousarray(rgb8), cv2.COLOR_RGB2GRAY)
-    return cv2.GaussianBlur(g, (3, 3), 0).astype(np.float32)
-
-
-def compose(after: np.ndarray, before: np.ndarray) -> np.ndarray:
-    """The 2x3 affine map that applies ``before``, then ``after``."""
-    return (np.vstack([after, [0, 0, 1]]) @ np.vstack([before, [0, 0, 1]]))[:2].astype(np.float32)
-
-
-def nearest_similarity(matrix: np.ndarray) -> np.ndarray:
-    """The rotation + uniform scale + translation closest to an affine map (no shear)."""
-    a = (matrix[0, 0] + matrix[1, 1]) / 2.0
-    b = (matrix[1, 0] - matrix[0, 1]) / 2.0
-    return np.array([[a, -b, matrix[0, 2]], [b, a, matrix[1, 2]]], np.float32)
-
-
-def move(plane: np.ndarray, matrix: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    return cv2.warpAffine(np.ascontiguousarray(plane, np.float32), matrix, (shape[1], shape[0]),
-                          flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
 
 
 class _Person:
@@ -104,10 +85,10 @@ class _Person:
         mask = (np.asarray(mask) >= 0.5).astype(np.uint8)
         # where the reference shows this person (alignment and depth order look only there)
         self.known = mask.copy() if known is None else (np.asarray(known) >= 0.5).astype(np.uint8)
-        # their shape: the keyframe mask, grown where they are revealed; on a canvas larger
-        # than the frame, since they may come in over the keyframe's edge
+        # their shape: the keyframe mask, continued past the frame's edge and grown where
+        # they are revealed, on a canvas larger than the frame
         self.margin = int(GROW_MARGIN * max(mask.shape))
-        self.mask = np.pad(mask, self.margin)
+        self.mask = continued(mask, self.margin, round(CONTINUE * mask.shape[0]))
         self.transform = IDENTITY.copy()  # keyframe -> current frame
         self.motion = IDENTITY.copy()  # average motion per frame (previous -> current)
         self.measured = False
@@ -225,7 +206,7 @@ class LayeredTracker:
         if current.shape != self.shape:
             raise ValueError(f"frame is {current.shape[1]}x{current.shape[0]}, the keyframe "
                              f"{self.shape[1]}x{self.shape[0]}")
-        forward, backward = self._flows(self._grey, current)
+        forward, backward = flows(self._grey, current)
         count = len(self.people)
         before, shown, placed = [p.transform.copy() for p in self.people], self.visible, self.extents
         predicted = [compose(self._frame_motion(k, forward, backward), p.transform) for k, p in enumerate(self.people)]
@@ -243,13 +224,15 @@ class LayeredTracker:
                 person.motion = step if not person.measured else \
                     (MOTION_MEMORY * person.motion + (1 - MOTION_MEMORY) * step).astype(np.float32)
                 person.measured = True
+            else:  # carried blind: a bob or a scale change does not go on for ever, a walk does
+                person.motion = eased(person.motion, centre_of(self.extents[k]), BLIND_EASE)
             if person.first_fit is None:
                 person.first_fit = person.fit
             person.transform = start if corrected is None else corrected
             moved[k] = person.extent(self.shape)
         self.extents = [moved[k] for k in range(count)]
-        full = [_full_size(f, self.shape) for f in (forward, backward)]  # growth looks pixel by pixel
-        for k in self._grow(current, *full, before, shown, placed):
+        full = [full_size(f, self.shape) for f in (forward, backward)]  # growth looks pixel by pixel
+        for k in grow(self, self._grey, current, *full, before, shown, placed):
             self.extents[k] = self.people[k].extent(self.shape)
         self._order(current, [p.transform for p in self.people])
         self.visible = self._visible()
@@ -274,8 +257,8 @@ class LayeredTracker:
         if region.sum() < MIN_PIXELS:
             return predicted, corrected
         shifts = [(dx, dy) for dx in RETRY_SHIFTS for dy in RETRY_SHIFTS]
-        fits = [_residual(person.reference, current, _shifted(predicted, dx, dy), region) for dx, dy in shifts]
-        start = _shifted(predicted, *shifts[int(np.argmin(fits))])
+        fits = [residual(person.reference, current, shifted(predicted, dx, dy), region) for dx, dy in shifts]
+        start = shifted(predicted, *shifts[int(np.argmin(fits))])
         again = self._align(k, current, start, moved)
         if person.fit is not None and person.fit < fit:
             return start, again
@@ -283,23 +266,18 @@ class LayeredTracker:
         return predicted, corrected
 
     # -- motion -------------------------------------------------------------------------------
-    @staticmethod
-    def _flows(previous: np.ndarray, current: np.ndarray):
-        # made per step (cheap), so that a tracker can be copied to carry a keyframe both ways
-        flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-        scale = min(1.0, FLOW_SIDE / max(previous.shape))
-        a, b = (np.clip(g, 0, 255).astype(np.uint8) for g in (previous, current))
-        if scale < 1.0:
-            size = (max(1, round(a.shape[1] * scale)), max(1, round(a.shape[0] * scale)))
-            a, b = (cv2.resize(g, size, interpolation=cv2.INTER_AREA) for g in (a, b))
-        return flow.calc(a, b, None), flow.calc(b, a, None)
 
     def _frame_motion(self, k: int, forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
         """previous -> current for person k: fitted to the flow when enough of them is visible."""
         person, visible = self.people[k], self.visible[k]
         if visible.sum() < FLOW_VISIBLE * max(int(self.extents[k].sum()), 1):
             return person.motion
-        fitted = _fit_flow(forward, backward, visible)
+        # not at the frame's edge, where the flow has nothing beyond to match and a shape
+        # continued past the edge is a guess
+        band = max(1, round(CONTINUE * self.shape[0]))
+        inner = visible.copy()
+        inner[:band], inner[-band:], inner[:, :band], inner[:, -band:] = False, False, False, False
+        fitted = fit_flow(forward, backward, inner)
         if fitted is None:
             return person.motion
         # near an occluder the flow follows the occluder: far from a steady walk, the walk wins
@@ -328,118 +306,17 @@ class LayeredTracker:
         if count < MIN_PIXELS or share < MIN_SHIFT_VISIBLE:
             return None
         if share >= MIN_VISIBLE:
-            aligned = _ecc(person.reference, current, keep, predicted, cv2.MOTION_AFFINE)
+            aligned = ecc(person.reference, current, keep, predicted, cv2.MOTION_AFFINE)
             aligned = None if aligned is None else nearest_similarity(aligned)
         else:
-            aligned = _ecc_shift(person.reference, current, keep, predicted)
+            aligned = ecc_shift(person.reference, current, keep, predicted, MIN_PIXELS)
         if aligned is None or np.abs(aligned[:, 2] - predicted[:, 2]).max() > MAX_CORRECTION:
             return None
         region = move(keep.astype(np.float32), predicted, self.shape) >= 0.5
-        fit, before = (_residual(person.reference, current, t, region) for t in (aligned, predicted))
+        fit, before = (residual(person.reference, current, t, region) for t in (aligned, predicted))
         person.fit = min(fit, before)
         return None if fit > before else aligned
 
-    def _grow(self, current, forward, backward, before, shown, placed) -> list[int]:
-        """Pixels of the previous frame that nobody claimed, revealed next to someone in front
-        of a person (or at the frame's edge), and that move with that person rather than with
-        the background: parts of them the keyframe did not show. They join the person's mask
-        (not their reference, which has no appearance there). Returns the people grown."""
-        height, width = self.shape
-        claimed = np.zeros(self.shape, bool)
-        for visible in shown:
-            claimed |= visible
-        xs, ys = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-        back = cv2.remap(backward, xs + forward[..., 0], ys + forward[..., 1], cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_CONSTANT, borderValue=(1e3, 1e3))
-        free = ~claimed & (np.abs(forward + back).sum(axis=2) < 1.0)
-        disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * GROW_BAND + 1, 2 * GROW_BAND + 1))
-        near = cv2.dilate(claimed.astype(np.uint8), disk) > 0
-        background = _fit_flow(forward, backward, free & ~near)
-        if background is None:  # nothing to tell the background's motion from a person's
-            return []
-        # the flow spills a few pixels over a moving person's edge onto the background: a
-        # pixel counts as moving only if its flow explains the image better than the
-        # background's motion does
-        previous = self._grey
-        along = cv2.remap(current, xs + forward[..., 0], ys + forward[..., 1], cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE)
-        still = cv2.warpAffine(current, background, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                               borderMode=cv2.BORDER_REPLICATE)
-        free &= cv2.blur(np.abs(still - previous), (3, 3)) > cv2.blur(np.abs(along - previous), (3, 3)) + GROW_CONTRAST
-        # and only where there is texture to tell (a flat patch fits any motion)
-        gx, gy = cv2.Sobel(previous, cv2.CV_32F, 1, 0), cv2.Sobel(previous, cv2.CV_32F, 0, 1)
-        free &= cv2.blur(np.abs(gx) + np.abs(gy), (5, 5)) > GROW_TEXTURE
-        band = np.ones((2 * GROW_EDGE + 1, 2 * GROW_EDGE + 1), np.uint8)
-        close = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (4 * GROW_EDGE + 3, 4 * GROW_EDGE + 3))
-        edge = np.ones(self.shape, bool)
-        edge[GROW_BAND:-GROW_BAND, GROW_BAND:-GROW_BAND] = False
-        steps = [compose(p.transform, cv2.invertAffineTransform(b)) for p, b in zip(self.people, before)]
-        grown = []
-        for k, person in enumerate(self.people):
-            rows, cols = np.nonzero(placed[k].any(axis=1))[0], np.nonzero(placed[k].any(axis=0))[0]
-            if not len(rows):
-                continue
-            front = np.zeros(self.shape, np.uint8)
-            for j in range(len(self.people)):
-                if self.front[j, k]:
-                    front |= placed[j].astype(np.uint8)
-            # right at an edge (the person's own, or an occluder's) the patch holds the edge,
-            # which moves with them
-            where = free & (edge | (cv2.dilate(front, disk) > 0)) & ~(cv2.dilate(front | placed[k].astype(np.uint8), band) > 0)
-            reach = int(GROW_REACH * (rows[-1] - rows[0] + 1))
-            inside = np.zeros(self.shape, bool)
-            inside[max(rows[0] - reach, 0):rows[-1] + reach + 1, max(cols[0] - reach, 0):cols[-1] + reach + 1] = True
-            py, px = np.nonzero(where & inside)
-            points = np.stack([px, py], 1).astype(np.float32)
-            flow = forward[py, px]
-            # a pixel that lands on someone else has gone behind them, not come out; a still
-            # one that someone walks over now can't be told from a part of them
-            others = np.zeros(self.shape, bool)
-            for j in range(len(self.people)):
-                if j != k:
-                    others |= self.extents[j]
-            there = np.rint(points + flow).astype(int)
-            keep = (there[:, 0] >= 0) & (there[:, 0] < width) & (there[:, 1] >= 0) & (there[:, 1] < height)
-            keep[keep] = ~others[there[keep, 1], there[keep, 0]]
-            still = np.rint(points + _displacement(background, points)).astype(int)
-            inside = (still[:, 0] >= 0) & (still[:, 0] < width) & (still[:, 1] >= 0) & (still[:, 1] < height)
-            keep[inside] &= ~(others | self.extents[k])[still[inside, 1], still[inside, 0]]
-            py, px, points, flow = py[keep], px[keep], points[keep], flow[keep]
-            if len(px) < GROW_PIXELS:
-                continue
-            error = [np.linalg.norm(flow - _displacement(m, points), axis=1) for m in steps]
-            apart = np.linalg.norm(flow - _displacement(background, points), axis=1)
-            # the pixel goes to whoever it moves clearly most like: beside someone in front
-            # who moves alike, it may be their hair or a soft edge as well as who comes out
-            rival = np.full(len(px), np.inf, np.float32)
-            for j in range(len(self.people)):
-                if j != k:
-                    rival = np.minimum(rival, error[j])
-            like = (error[k] < GROW_AGREE) & (apart > error[k] + GROW_APART) & (rival > error[k] + GROW_RIVAL)
-            if like.sum() < GROW_PIXELS:
-                continue
-            # the revealed part moves as one: its own motion, fitted, picks its pixels
-            fitted, _ = cv2.estimateAffinePartial2D(points[like], points[like] + flow[like],
-                                                    method=cv2.RANSAC, ransacReprojThreshold=1.0)
-            if fitted is None:
-                continue
-            pick = (np.linalg.norm(flow - _displacement(fitted.astype(np.float32), points), axis=1) < GROW_MATCH) & like
-            new = np.zeros(self.shape, np.uint8)
-            new[py[pick], px[pick]] = 1
-            new = cv2.morphologyEx(new, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
-            pieces, labels, stats, _ = cv2.connectedComponentsWithStats(new, connectivity=8)
-            new = np.isin(labels, [i for i in range(1, pieces) if stats[i, cv2.CC_STAT_AREA] >= GROW_PIXELS])
-            if not new.any():
-                continue
-            free &= ~new
-            mine = move(new.astype(np.float32), cv2.invertAffineTransform(person.canvas(before[k])),
-                        person.mask.shape) >= 0.5
-            # the gaps left (flat patches, the edge band) are closed, near the new pixels only
-            grown_mask = person.mask | mine.astype(np.uint8)
-            closed = cv2.morphologyEx(grown_mask, cv2.MORPH_CLOSE, close)
-            person.mask = grown_mask | (closed & cv2.dilate(mine.astype(np.uint8), close))
-            grown.append(k)
-        return grown
 
     # -- who is in front ----------------------------------------------------------------------
     def _order(self, current: np.ndarray, transforms: list[np.ndarray]) -> None:
@@ -462,7 +339,7 @@ class LayeredTracker:
         """Mean grey difference between person k's reference, moved, and this frame over ``region``."""
         person = self.people[k]
         inside = region & (move(person.known, transform, self.shape) >= 0.99)
-        return _residual(person.reference, current, transform, inside) if inside.sum() > 30 else float("inf")
+        return residual(person.reference, current, transform, inside) if inside.sum() > 30 else float("inf")
 
     def _visible(self, shapes: list[np.ndarray] | None = None) -> list[np.ndarray]:
         """Each person's ``shapes`` (default: their extents) minus everyone in front of them."""
@@ -475,54 +352,6 @@ class LayeredTracker:
                     visible &= ~other
             out.append(visible)
         return out
-
-
-def _ecc(reference, current, keep, start, motion) -> np.ndarray | None:
-    """ECC of the reference's ``keep`` pixels onto this frame, on the reference cropped to
-    those pixels (the cost follows the person's size, not the frame's)."""
-    ys, xs = np.nonzero(keep)
-    if not len(xs):
-        return None
-    x0, y0 = max(int(xs.min()) - ECC_MARGIN, 0), max(int(ys.min()) - ECC_MARGIN, 0)
-    x1, y1 = int(xs.max()) + ECC_MARGIN + 1, int(ys.max()) + ECC_MARGIN + 1
-    offset = start[:, :2] @ np.array([x0, y0], np.float32)  # crop -> frame: x + (x0, y0), then start
-    cropped = start.copy()
-    cropped[:, 2] += offset
-    try:
-        _, matrix = cv2.findTransformECCWithMask(
-            np.ascontiguousarray(reference[y0:y1, x0:x1]), current, np.ascontiguousarray(keep[y0:y1, x0:x1]) * 255,
-            np.full(current.shape, 255, np.uint8), cropped, motion, ECC_CRITERIA, 5)
-    except cv2.error:
-        return None
-    if not np.isfinite(matrix).all():
-        return None
-    matrix = matrix.astype(np.float32)
-    matrix[:, 2] -= matrix[:, :2] @ np.array([x0, y0], np.float32)
-    return matrix
-
-
-def _ecc_shift(reference, current, keep, start) -> np.ndarray | None:
-    """ECC over the shift only, the rotation and scale of ``start`` kept: the reference is
-    turned and scaled about the person's centre first, then aligned by translation."""
-    ys, xs = np.nonzero(keep)
-    centre = np.array([xs.mean(), ys.mean()], np.float32)
-    linear = start[:, :2]
-    pre = np.concatenate([linear, (centre - linear @ centre)[:, None]], axis=1).astype(np.float32)
-    shape = current.shape
-    shift = compose(start, cv2.invertAffineTransform(pre))
-    shift[:, :2] = np.eye(2, dtype=np.float32)
-    turned = move(reference, pre, shape)
-    turned_keep = (move(keep.astype(np.float32), pre, shape) >= 0.99).astype(np.uint8)
-    if turned_keep.sum() < MIN_PIXELS:
-        return None
-    found = _ecc(turned, current, turned_keep, shift, cv2.MOTION_TRANSLATION)
-    return None if found is None else compose(found, pre)
-
-
-def _residual(reference, current, transform, region) -> float:
-    """Mean grey difference between the reference moved by ``transform`` and this frame over ``region``."""
-    moved = move(reference, transform, current.shape)
-    return float(np.abs(moved - current)[region].mean()) if region.any() else float("inf")
 
 
 def _partial(masks: list[np.ndarray], k: int, carried: np.ndarray, outside: float = 0.0) -> bool:
@@ -554,26 +383,6 @@ def _completed(source: _Person, mask: np.ndarray, shape) -> _Person:
     return person
 
 
-def _shifted(matrix: np.ndarray, dx: float, dy: float) -> np.ndarray:
-    out = matrix.copy()
-    out[:, 2] += (dx, dy)
-    return out
-
-
-def _full_size(flow: np.ndarray, shape) -> np.ndarray:
-    """A flow computed at a smaller size (``FLOW_SIDE``), resized and scaled to ``shape``."""
-    height, width = flow.shape[:2]
-    if (height, width) == tuple(shape):
-        return flow
-    scale = np.array([shape[1] / width, shape[0] / height], np.float32)
-    return cv2.resize(flow, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR) * scale
-
-
-def _displacement(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Where ``matrix`` moves each (x, y) of ``points``, less where they are."""
-    return points @ matrix[:, :2].T + matrix[:, 2] - points
-
-
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
     union = (a | b).sum()
     return float((a & b).sum() / union) if union else 0.0
@@ -588,29 +397,3 @@ def _depth_rank(extents: list[np.ndarray]) -> list[tuple]:
 def _bottom(extent: np.ndarray) -> int:
     rows = np.nonzero(extent.any(axis=1))[0]
     return int(rows.max()) if len(rows) else -1
-
-
-def _fit_flow(forward: np.ndarray, backward: np.ndarray, region: np.ndarray) -> np.ndarray | None:
-    """Similarity (previous -> current) fitted with RANSAC to the flow over ``region``'s
-    forward-backward-consistent pixels; None when too few are. The flow may be at a
-    smaller size than the region (``FLOW_SIDE``): it is read there and scaled up."""
-    ys, xs = np.nonzero(cv2.erode(region.astype(np.uint8), np.ones((5, 5), np.uint8)))
-    if len(xs) < 50:
-        return None
-    pick = np.linspace(0, len(xs) - 1, min(len(xs), FLOW_POINTS)).astype(int)
-    ys, xs = ys[pick], xs[pick]
-    height, width = forward.shape[:2]
-    sx, sy = width / region.shape[1], height / region.shape[0]
-    fy = np.clip(((ys + 0.5) * sy).astype(int), 0, height - 1)
-    fx = np.clip(((xs + 0.5) * sx).astype(int), 0, width - 1)
-    step = forward[fy, fx]
-    there = backward[np.clip(np.rint(fy + step[:, 1]).astype(int), 0, height - 1),
-                     np.clip(np.rint(fx + step[:, 0]).astype(int), 0, width - 1)]
-    consistent = np.abs(step + there).sum(axis=1) < max(sx, sy)  # one full-size pixel
-    if consistent.sum() < 30:
-        return None
-    src = np.stack([xs, ys], 1).astype(np.float32)
-    dst = src + step / np.array([sx, sy], np.float32)
-    fitted, _ = cv2.estimateAffinePartial2D(src[consistent], dst[consistent], method=cv2.RANSAC,
-                                            ransacReprojThreshold=1.5)
-    return None if fitted is None else fitted.astype(np.float32)

@@ -147,3 +147,42 @@ def test_a_keyframe_with_someone_partly_out_of_the_frame_is_completed_from_the_o
         whole, cut = completed.step(image)[0], plain.step(image)[0]
     assert _iou(whole, alpha[0]) > 0.9
     assert _iou(whole, alpha[0]) > _iou(cut, alpha[0]) + 0.05
+
+
+def test_someone_cut_by_the_bottom_edge_keeps_their_legs_as_they_rise():
+    """Feet below the frame at the keyframe: as the person bobs up, the rows that come into
+    view below their keyframe edge are theirs (the shape goes on past the frame's edge)."""
+    height, width = 120, 200
+    back = _texture(0, height, width)
+    body = _texture(5, 140, 50)
+
+    def frame(t):
+        image, alpha = back.copy(), np.zeros((1, height, width), np.float32)
+        top = 30 - t  # rises 1 px a frame; the body reaches below the frame
+        image[top:, 70:120] = body[:height - top]
+        alpha[0, top:, 70:120] = 1.0
+        return image, alpha
+
+    image, alpha = frame(0)
+    tracker = LayeredTracker(image, alpha)
+    for t in range(1, 4):
+        image, alpha = frame(t)
+        masks = tracker.step(image)
+    assert _iou(masks[0], alpha[0]) > 0.97
+    assert masks[0][-3:, 72:118].all()  # the rows that were under the keyframe's edge
+
+
+def test_a_hidden_person_carried_blind_does_not_drift_up_or_down():
+    """Carried blind, a person keeps their walk (sideways), not the vertical bob or the scale
+    change of their last measured frames: those ease out."""
+    from engine.guidance.geometry import eased
+
+    centre = np.array([100.0, 60.0], np.float32)
+    scale, dx, dy = 0.98, 6.0, 3.0
+    motion = np.array([[scale, 0, (1 - scale) * centre[0] + dx], [0, scale, (1 - scale) * centre[1] + dy]],
+                      np.float32)
+    for _ in range(8):
+        motion = eased(motion, centre, 0.5)
+    moved = motion[:, :2] @ centre + motion[:, 2] - centre
+    assert moved[0] == pytest.approx(dx, abs=1e-3)  # the walk goes on
+    assert abs(moved[1]) < 0.05 and abs(motion[0, 0] - 1.0) < 1e-3
