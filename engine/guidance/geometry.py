@@ -80,10 +80,7 @@ def ecc(reference, current, keep, start, motion) -> np.ndarray | None:
 def ecc_shift(reference, current, keep, start, min_pixels: int) -> np.ndarray | None:
     """ECC over the shift only, the rotation and scale of ``start`` kept: the reference is
     turned and scaled about the person's centre first, then aligned by translation."""
-    ys, xs = np.nonzero(keep)
-    centre = np.array([xs.mean(), ys.mean()], np.float32)
-    linear = start[:, :2]
-    pre = np.concatenate([linear, (centre - linear @ centre)[:, None]], axis=1).astype(np.float32)
+    pre = about(start[:, :2], centre_of(keep))
     shape = current.shape
     shift = compose(start, cv2.invertAffineTransform(pre))
     shift[:, :2] = np.eye(2, dtype=np.float32)
@@ -172,9 +169,16 @@ def eased(motion: np.ndarray, centre: np.ndarray | None, keep: float) -> np.ndar
     linear = eye + keep * (motion[:, :2] - eye)
     shift = motion[:, :2] @ centre + motion[:, 2] - centre  # how the centre moves
     shift[1] *= keep
-    return np.concatenate([linear, (centre + shift - linear @ centre)[:, None]], axis=1).astype(np.float32)
+    return about(linear, centre, shift)
+
+
+def about(linear: np.ndarray, centre: np.ndarray, shift=(0.0, 0.0)) -> np.ndarray:
+    """The 2x3 map that applies ``linear`` (2x2) about ``centre``, then moves by ``shift``."""
+    offset = centre + np.asarray(shift, np.float32) - linear @ centre
+    return np.concatenate([linear, offset[:, None]], axis=1).astype(np.float32)
 
 
 def centre_of(extent: np.ndarray) -> np.ndarray | None:
+    """The mean (x, y) of a mask's pixels; None for an empty mask."""
     ys, xs = np.nonzero(extent)
     return np.array([xs.mean(), ys.mean()], np.float32) if len(xs) else None

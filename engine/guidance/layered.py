@@ -88,7 +88,7 @@ class _Person:
         # their shape: the keyframe mask, continued past the frame's edge and grown where
         # they are revealed, on a canvas larger than the frame
         self.margin = int(GROW_MARGIN * max(mask.shape))
-        self.mask = continued(mask, self.margin, round(CONTINUE * mask.shape[0]))
+        self.mask = continued(mask, self.margin, _edge_reach(mask.shape))
         self.transform = IDENTITY.copy()  # keyframe -> current frame
         self.motion = IDENTITY.copy()  # average motion per frame (previous -> current)
         self.measured = False
@@ -266,15 +266,12 @@ class LayeredTracker:
         return predicted, corrected
 
     # -- motion -------------------------------------------------------------------------------
-
     def _frame_motion(self, k: int, forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
         """previous -> current for person k: fitted to the flow when enough of them is visible."""
         person, visible = self.people[k], self.visible[k]
         if visible.sum() < FLOW_VISIBLE * max(int(self.extents[k].sum()), 1):
             return person.motion
-        # not at the frame's edge, where the flow has nothing beyond to match and a shape
-        # continued past the edge is a guess
-        band = max(1, round(CONTINUE * self.shape[0]))
+        band = max(1, _edge_reach(self.shape))  # the flow there has nothing beyond; the shape, a guess
         inner = visible.copy()
         inner[:band], inner[-band:], inner[:, :band], inner[:, -band:] = False, False, False, False
         fitted = fit_flow(forward, backward, inner)
@@ -381,6 +378,10 @@ def _completed(source: _Person, mask: np.ndarray, shape) -> _Person:
     person.transform = source.transform.copy()
     person.motion, person.measured = source.motion.copy(), source.measured
     return person
+
+
+def _edge_reach(shape) -> int:  # pixels a shape cut by the frame's edge goes on past it
+    return round(CONTINUE * shape[0])
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
